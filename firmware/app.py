@@ -31,14 +31,6 @@ class Ports:
     tftp: int = 6969
 
 
-@dataclass(frozen=True)
-class ConfigChanged:
-    """Published on the bus after a new configuration revision was committed."""
-
-    revision: int
-    sections: frozenset[str]  # the sections whose content differs from the previous revision
-
-
 @dataclass
 class App:
     data_dir: Path

@@ -8,12 +8,15 @@ from .errors import ConfigError, Problem
 from .schema import SCHEMA_VERSION, SECTIONS, Document
 from .store import ConfigStore
 from .validate import validate
+from .watch import ConfigChanged, ConfigWatcher
 from .yamlio import dump_yaml, load_yaml
 
 __all__ = [
     "SCHEMA_VERSION",
     "SECTIONS",
     "AdminAccount",
+    "ConfigChanged",
+    "ConfigWatcher",
     "ConfigError",
     "ConfigStore",
     "Document",

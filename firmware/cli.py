@@ -1,0 +1,142 @@
+"""The ``skillepunkt`` command: run the daemon, manage configuration, reach the console, drive the sim.
+
+Exit status: 0 success, 1 the request was refused (invalid configuration, daemon not
+reachable, ...), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .app import Ports
+
+DEFAULT_DATA = os.environ.get("SKILLEPUNKT_DATA", "./var")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="skillepunkt", description="Skillepunkt telephony edge appliance")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the firmware in the foreground")
+    run.add_argument("--board", default="sim", help="board to run on (default: sim)")
+    run.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="data directory")
+    run.add_argument("--host", default="127.0.0.1", help="address the services listen on")
+    run.add_argument("--web-port", type=int, default=Ports.web)
+    run.add_argument("--sip-port", type=int, default=Ports.sip)
+    run.add_argument("--sip-tls-port", type=int, default=Ports.sip_tls)
+    run.add_argument("--tftp-port", type=int, default=Ports.tftp)
+    run.add_argument("--log-level", default=os.environ.get("SKILLEPUNKT_LOG", "INFO"))
+
+    cfg = sub.add_parser("config", help="validate, import or export the configuration (YAML)")
+    csub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    v = csub.add_parser("validate", help="check a YAML document; changes nothing")
+    v.add_argument("file", help="YAML file, or - for standard input")
+    i = csub.add_parser("import", help="replace the whole configuration with a YAML document")
+    i.add_argument("file", help="YAML file, or - for standard input")
+    i.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
+    e = csub.add_parser("export", help="write the whole configuration as YAML (with secrets)")
+    e.add_argument("file", help="output file, or - for standard output")
+    e.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
+
+    con = sub.add_parser("console", help="attach this terminal to the sim board's serial console")
+    con.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
+
+    sim = sub.add_parser("sim", help="drive the virtual devices of a running sim board")
+    sim.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
+    ssub = sim.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ssub.add_parser("status", help="the sim board, its devices and attached virtual devices")
+    f = ssub.add_parser("fault", help="make a service crash (to watch it being restarted)")
+    f.add_argument("service")
+
+    sub.add_parser("version", help="print the firmware version")
+    return p
+
+
+def _read(file: str) -> bytes:
+    if file == "-":
+        return sys.stdin.buffer.read()
+    return Path(file).read_bytes()
+
+
+def _problems(exc: Any) -> int:
+    print(f"configuration rejected ({len(exc.problems)} problem(s)); nothing changed:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+def _config(args: argparse.Namespace) -> int:
+    from .config import ConfigError, ConfigStore, dump_yaml, load_yaml, validate
+
+    try:
+        if args.action == "validate":
+            doc = validate(load_yaml(_read(args.file)))
+            counts = ", ".join(f"{len(getattr(doc, s))} {s}" for s in ("users", "trunks", "phones", "queues", "agents"))
+            print(f"valid (schema version {doc.version}): {counts}")
+            return 0
+        with ConfigStore.open(args.data) as store:
+            if args.action == "import":
+                raw = load_yaml(_read(args.file))
+                revision = store.import_raw(raw, source=f"cli:{args.file}")
+                print(f"imported as revision {revision}")
+                return 0
+            text = dump_yaml(store.document())
+    except ConfigError as exc:
+        return _problems(exc)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.file == "-":
+        sys.stdout.write(text)
+    else:
+        from .daemon import write_atomically
+
+        write_atomically(Path(args.file), text, mode=0o600)  # it holds SIP passwords
+        print(f"exported revision to {args.file}")
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from .localapi import LocalApiError, request
+
+    try:
+        if args.action == "status":
+            result = request(args.data, "GET", "/api/v1/sim")
+        else:
+            result = request(args.data, "POST", "/api/v1/sim/faults", {"service": args.service})
+    except LocalApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"skillepunkt {__version__}")
+        return 0
+    if args.command == "config":
+        return _config(args)
+    if args.command == "sim":
+        return _sim(args)
+    if args.command == "console":
+        from .console.terminal import attach
+
+        return attach(args.data)
+    from .daemon import DaemonOptions, run
+    from .system.logs import setup_logging
+
+    setup_logging(args.log_level.upper())
+    ports = Ports(args.host, args.web_port, args.sip_port, args.sip_tls_port, args.tftp_port)
+    return run(DaemonOptions(board=args.board, data_dir=args.data, ports=ports))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
