@@ -20,7 +20,9 @@ DEFAULT_DATA = os.environ.get("SKILLEPUNKT_DATA", "./var")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="skillepunkt", description="Skillepunkt telephony edge appliance")
+    p = argparse.ArgumentParser(
+        prog="skillepunkt", description="Skillepunkt telephony edge appliance"
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the firmware in the foreground")
@@ -65,7 +67,10 @@ def _read(file: str) -> bytes:
 
 
 def _problems(exc: Any) -> int:
-    print(f"configuration rejected ({len(exc.problems)} problem(s)); nothing changed:", file=sys.stderr)
+    print(
+        f"configuration rejected ({len(exc.problems)} problem(s)); nothing changed:",
+        file=sys.stderr,
+    )
     for problem in exc.problems:
         print(f"  {problem}", file=sys.stderr)
     return 1
@@ -77,7 +82,10 @@ def _config(args: argparse.Namespace) -> int:
     try:
         if args.action == "validate":
             doc = validate(load_yaml(_read(args.file)))
-            counts = ", ".join(f"{len(getattr(doc, s))} {s}" for s in ("users", "trunks", "phones", "queues", "agents"))
+            counts = ", ".join(
+                f"{len(getattr(doc, s))} {s}"
+                for s in ("users", "trunks", "phones", "queues", "agents")
+            )
             print(f"valid (schema version {doc.version}): {counts}")
             return 0
         with ConfigStore.open(args.data) as store:

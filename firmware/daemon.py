@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from board import open_board
@@ -33,7 +33,7 @@ class DaemonOptions:
     board: str
     data_dir: Path
     ports: Ports
-    backoff: Backoff = Backoff()
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -63,10 +63,14 @@ class AdminAccount:
         self.db = store.db
 
     def is_set(self) -> bool:
-        return self.db.execute("SELECT 1 FROM admin WHERE username=?", (ADMIN,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM admin WHERE username=?", (ADMIN,)).fetchone() is not None
+        )
 
     def verify(self, password: str) -> bool:
-        row = self.db.execute("SELECT password_hash FROM admin WHERE username=?", (ADMIN,)).fetchone()
+        row = self.db.execute(
+            "SELECT password_hash FROM admin WHERE username=?", (ADMIN,)
+        ).fetchone()
         if row is None:
             hash_password(password)  # same cost either way: no timing hint
             return False
@@ -80,7 +84,9 @@ class AdminAccount:
         hashed = hash_password(password)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if first_time:
-            cur = self.db.execute("INSERT OR IGNORE INTO admin VALUES (?, ?, ?)", (ADMIN, hashed, now))
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO admin VALUES (?, ?, ?)", (ADMIN, hashed, now)
+            )
             if cur.rowcount == 0:
                 raise ConfigError([Problem("password", "an admin password is already set")])
         else:

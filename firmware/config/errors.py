@@ -25,4 +25,4 @@ class ConfigError(Exception):
 def _natural(p: Problem) -> tuple[object, ...]:
     import re
 
-    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.path)) + (p.reason,)
+    return (*tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.path)), p.reason)

@@ -21,7 +21,6 @@ from pydantic import (
     StringConstraints,
 )
 
-
 SCHEMA_VERSION = 1
 
 COUNTRIES = ("DK", "SE", "NO", "DE", "GB", "US")

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from .errors import ConfigError, Problem
 from .migrations import MIGRATIONS
-from .schema import SECTIONS, SCHEMA_VERSION, Document
+from .schema import SCHEMA_VERSION, SECTIONS, Document
 from .validate import validate
 
 DB_NAME = "config.db"
@@ -115,7 +115,7 @@ class ConfigStore:
                     json.loads(settings[section]) if section in settings else _default(section)
                 )
             else:
-                rows = self.db.execute(f"SELECT data FROM {section} ORDER BY rowid")  # noqa: S608
+                rows = self.db.execute(f"SELECT data FROM {section} ORDER BY rowid")
                 doc[section] = [json.loads(r[0]) for r in rows]
         return doc
 
@@ -160,7 +160,7 @@ class ConfigStore:
                 "trunks",
                 "ports",
             ):
-                db.execute(f"DELETE FROM {table}")  # noqa: S608
+                db.execute(f"DELETE FROM {table}")
             db.execute("DELETE FROM settings")
             for section in _SINGLETONS:
                 db.execute("INSERT INTO settings VALUES (?, ?)", (section, _json(doc[section])))

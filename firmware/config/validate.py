@@ -182,17 +182,16 @@ def _cross_references(raw: dict[str, Any]) -> Iterator[Problem]:
                 yield Problem(
                     f"ports[{i}].destination", f"no user, queue or port has number {dest!r}"
                 )
-    for i, sched in _items(raw, "schedules"):
-        hours = sched.get("hours")
+    for i, schedule in _items(raw, "schedules"):
+        hours = schedule.get("hours")
         if isinstance(hours, list):
             for j, h in enumerate(hours):
                 if (
                     isinstance(h, dict)
                     and isinstance(h.get("start"), str)
                     and isinstance(h.get("end"), str)
-                ):
-                    if h["start"] >= h["end"]:
-                        yield Problem(
-                            f"schedules[{i}].hours[{j}]",
-                            f"start {h['start']} is not before end {h['end']}",
-                        )
+                ) and h["start"] >= h["end"]:
+                    yield Problem(
+                        f"schedules[{i}].hours[{j}]",
+                        f"start {h['start']} is not before end {h['end']}",
+                    )

@@ -46,7 +46,7 @@ def _journal_handler() -> logging.Handler | None:
     if not os.path.exists("/run/systemd/journal/socket"):
         return None
     try:
-        from systemd import journal  # type: ignore[import-not-found]
+        from systemd import journal
     except ImportError:
         return None
 
@@ -56,7 +56,8 @@ def _journal_handler() -> logging.Handler | None:
                 setattr(record, key.upper(), value)
             super().emit(record)
 
-    return JournalFields(SYSLOG_IDENTIFIER="skillepunkt")  # type: ignore[no-any-return]
+    handler: logging.Handler = JournalFields(SYSLOG_IDENTIFIER="skillepunkt")
+    return handler
 
 
 def setup_logging(level: str = "INFO") -> str:

@@ -32,14 +32,20 @@ def document(tag: str, n: int) -> dict[str, Any]:
         "users": users,
         "queues": [{"name": f"q{i}", "extension": str(600 + i)} for i in range(20)],
         "agents": [
-            {"extension": users[i]["extension"], "queues": [{"queue": f"q{i % 20}", "skill": 1 + i % 9}]}
+            {
+                "extension": users[i]["extension"],
+                "queues": [{"queue": f"q{i % 20}", "skill": 1 + i % 9}],
+            }
             for i in range(0, n, 3)
         ],
     }
 
 
 def without_passwords(doc: dict[str, Any]) -> dict[str, Any]:
-    return {**doc, "users": [{k: v for k, v in u.items() if k != "sip_password"} for u in doc["users"]]}
+    return {
+        **doc,
+        "users": [{k: v for k, v in u.items() if k != "sip_password"} for u in doc["users"]],
+    }
 
 
 def cli(*args: str) -> list[str]:
@@ -57,11 +63,19 @@ def test_kill_9_loop_never_leaves_a_mixed_database(tmp_path: Path) -> None:
             ref.import_raw(doc, "ref")
             expected[tag] = without_passwords(ref.document())
     data = tmp_path / "data"
-    subprocess.run(cli("config", "import", str(files["A"]), "--data", str(data)), check=True, capture_output=True)
+    subprocess.run(
+        cli("config", "import", str(files["A"]), "--data", str(data)),
+        check=True,
+        capture_output=True,
+    )
 
     # How long one import takes, so kills land all over its run.
     t0 = time.monotonic()
-    subprocess.run(cli("config", "import", str(files["B"]), "--data", str(data)), check=True, capture_output=True)
+    subprocess.run(
+        cli("config", "import", str(files["B"]), "--data", str(data)),
+        check=True,
+        capture_output=True,
+    )
     duration = time.monotonic() - t0
     rng = random.Random(20261125)
     outcomes = {"killed": 0, "completed": 0}

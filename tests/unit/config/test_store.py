@@ -61,11 +61,16 @@ def test_import_export_round_trip(store: ConfigStore) -> None:
 def test_reimport_without_passwords_keeps_them(store: ConfigStore) -> None:
     store.import_raw(DOC, "first")
     before = {u["extension"]: u["sip_password"] for u in store.document()["users"]}
-    store.import_raw({**DOC, "users": [*DOC["users"], {"extension": "103", "name": "Cy"}]}, "second")
+    store.import_raw(
+        {**DOC, "users": [*DOC["users"], {"extension": "103", "name": "Cy"}]}, "second"
+    )
     after = {u["extension"]: u["sip_password"] for u in store.document()["users"]}
     assert after["101"] == before["101"] and after["102"] == before["102"]
     assert after["103"] not in before.values()
-    explicit = {**DOC, "users": [{"extension": "101", "name": "Anne", "sip_password": "chosen-password"}]}
+    explicit = {
+        **DOC,
+        "users": [{"extension": "101", "name": "Anne", "sip_password": "chosen-password"}],
+    }
     store.import_raw({k: v for k, v in explicit.items() if k in ("users", "system")}, "third")
     assert store.document()["users"][0]["sip_password"] == "chosen-password"
 
@@ -80,13 +85,19 @@ def test_invalid_import_changes_nothing(store: ConfigStore) -> None:
     assert store.revision() == 1
 
 
-def test_failure_inside_the_transaction_rolls_back(store: ConfigStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_inside_the_transaction_rolls_back(
+    store: ConfigStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Even a failure half-way through the writes (here: a constraint) leaves the old config."""
     store.import_raw(DOC, "good")
     before = store.document()
-    store.db.execute("CREATE TRIGGER no_cy BEFORE INSERT ON users WHEN NEW.name = 'Cy' BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    store.db.execute(
+        "CREATE TRIGGER no_cy BEFORE INSERT ON users WHEN NEW.name = 'Cy' BEGIN SELECT RAISE(ABORT, 'boom'); END"
+    )
     with pytest.raises(sqlite3.IntegrityError):
-        store.import_raw({**DOC, "users": [*DOC["users"], {"extension": "103", "name": "Cy"}]}, "half")
+        store.import_raw(
+            {**DOC, "users": [*DOC["users"], {"extension": "103", "name": "Cy"}]}, "half"
+        )
     assert store.document() == before
     assert store.revision() == 1
 

@@ -84,7 +84,10 @@ def test_every_problem_is_reported_at_once() -> None:
     [
         ({"users": [{"extension": "1a", "name": "x"}]}, "users[0].extension"),
         ({"users": [{"name": "x"}]}, "users[0].extension"),
-        ({"users": [{"extension": "101", "name": "x", "sip_password": "short"}]}, "users[0].sip_password"),
+        (
+            {"users": [{"extension": "101", "name": "x", "sip_password": "short"}]},
+            "users[0].sip_password",
+        ),
         ({"users": "everyone"}, "users"),
         ({"system": {"country": "XX"}}, "system.country"),
         ({"system": {"timezone": "Mars/Olympus"}}, "system.timezone"),
@@ -97,7 +100,11 @@ def test_every_problem_is_reported_at_once() -> None:
         ({"ports": [{"name": "fxs1", "destination": "201"}]}, "ports[0].destination"),
         ({"ports": [{"name": "eth0"}]}, "ports[0].name"),
         (
-            {"schedules": [{"name": "s", "hours": [{"days": ["mon"], "start": "17:00", "end": "08:00"}]}]},
+            {
+                "schedules": [
+                    {"name": "s", "hours": [{"days": ["mon"], "start": "17:00", "end": "08:00"}]}
+                ]
+            },
             "schedules[0].hours[0]",
         ),
         (

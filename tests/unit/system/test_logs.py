@@ -9,8 +9,16 @@ from firmware.system.logs import LogfmtFormatter
 
 def test_logfmt_carries_extras_and_quotes() -> None:
     record = logging.makeLogRecord(
-        {"name": "firmware.x", "levelname": "ERROR", "msg": "service crashed", "service": "web", "why": 'a "b" c'}
+        {
+            "name": "firmware.x",
+            "levelname": "ERROR",
+            "msg": "service crashed",
+            "service": "web",
+            "why": 'a "b" c',
+        }
     )
     line = LogfmtFormatter().format(record)
-    assert 'level=error logger=firmware.x msg="service crashed" service=web why="a \\"b\\" c"' in line
+    assert (
+        'level=error logger=firmware.x msg="service crashed" service=web why="a \\"b\\" c"' in line
+    )
     assert line.startswith("ts=") and "\n" not in line

@@ -53,7 +53,11 @@ def test_vanished_socket_is_not_fatal(tmp_path: Path) -> None:
 
 
 async def test_watchdog_pings_at_half_the_interval(systemd: socket.socket, tmp_path: Path) -> None:
-    env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "100000", "WATCHDOG_PID": str(os.getpid())}
+    env = {
+        "NOTIFY_SOCKET": str(tmp_path / "notify"),
+        "WATCHDOG_USEC": "100000",
+        "WATCHDOG_PID": str(os.getpid()),
+    }
     n = Notifier(env)
     assert n.watchdog_usec == 100000
     task = asyncio.create_task(n.watchdog())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -75,7 +76,9 @@ async def test_all_ready_then_ok_and_clean_stop() -> None:
     assert sup.overall() == "stopping"
 
 
-async def test_crashing_service_is_restarted_degraded_then_recovers(caplog: pytest.LogCaptureFixture) -> None:
+async def test_crashing_service_is_restarted_degraded_then_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     sup = Supervisor(FAST)
     flaky, steady = Flaky(3), Steady()
     sup.add(flaky)
@@ -116,7 +119,7 @@ async def test_backoff_grows_and_is_capped() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert gaps[0] == pytest.approx(0.02, abs=0.015)
     assert gaps[1] == pytest.approx(0.04, abs=0.02)
     assert all(g == pytest.approx(0.08, abs=0.03) for g in gaps[2:5])
