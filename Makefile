@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: run test deps apt lint bench clean
 
 run: deps
-	$(BIN)/skillepunkt run --board sim --data $(DATA)
+	$(BIN)/skillepunkt run --board sim --data $(DATA) $(RUN_ARGS)
 
 test: deps
 	@$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \

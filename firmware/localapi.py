@@ -46,7 +46,9 @@ def request(data_dir: Path, method: str, path: str, body: Any = None, timeout: f
         response = conn.getresponse()
         text = response.read().decode()
     except (FileNotFoundError, ConnectionRefusedError):
-        raise LocalApiError(f"no daemon is running with data directory {data_dir} ({sock_path})") from None
+        raise LocalApiError(
+            f"no daemon is running with data directory {data_dir} ({sock_path})"
+        ) from None
     except OSError as exc:
         raise LocalApiError(f"daemon unreachable: {exc}") from None
     finally:
