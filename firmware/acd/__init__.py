@@ -1,0 +1,1 @@
+"""Queues, agents, skills, overflow, schedules, callback, IVR and voicemail."""

@@ -1,0 +1,1 @@
+"""Channels, bridging, call routing, dial plan and number normalization."""

@@ -1,0 +1,1 @@
+"""Binding to libspandsp: DTMF, tones, caller ID, echo cancelling, fax."""

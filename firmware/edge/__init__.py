@@ -1,0 +1,1 @@
+"""SBC policies toward trunks: TLS/SRTP policy, denylist, flood guard, header rules."""

@@ -1,0 +1,1 @@
+"""RTP/RTCP, SRTP, codecs, jitter buffer, players, recorder and mixer."""
