@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -90,3 +91,62 @@ def test_make_run_serves_healthz_within_60_s(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(15)
+
+
+def test_console_on_the_sim_pty_shows_a_crashed_service(daemon: Daemon) -> None:
+    """A technician on the sim board's serial console sets the password, logs in, sees the crash."""
+    import tty
+
+    from pexpect import fdpexpect
+
+    daemon.wait_healthy()
+    assert daemon.cli("sim", "fault", "config").returncode == 0
+    fd = os.open(daemon.console_path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        tty.setraw(fd)
+        term = fdpexpect.fdspawn(fd, timeout=10)
+        term.send(b"\r")
+        term.expect_exact(b"New admin password: ")
+        term.send(b"console first password\r")
+        term.expect_exact(b"Retype new password: ")
+        term.send(b"console first password\r")
+        term.expect_exact(b"login: ")
+        term.send(b"admin\r")
+        term.expect_exact(b"Password: ")
+        term.send(b"console first password\r")
+        term.expect_exact(b"skillepunkt> ")
+        term.send(b"show services\r")
+        term.expect_exact(b"skillepunkt> ")
+        table = term.before.decode()
+        assert re.search(r"config\s+degraded\s+1\s+InjectedFault", table), table
+        assert re.search(r"web\s+running\s+0", table), table
+        assert "Overall: degraded" in table
+        term.send(b"logout\r")
+        term.expect_exact(b"login: ")
+    finally:
+        os.close(fd)
+    # the password set on the console is the web's password too (one admin account)
+    assert daemon.stop() == 0
+
+
+def test_skillepunkt_console_attaches_this_terminal(daemon: Daemon) -> None:
+    import sys
+
+    import pexpect
+
+    daemon.wait_healthy()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "firmware.cli", "console", "--data", str(daemon.data)],
+        timeout=10,
+    )
+    try:
+        child.expect_exact("Ctrl-] leaves.")
+        child.expect_exact("New admin password: ")  # the box's first-boot prompt, through the cable
+        child.send("\x1d")
+        child.expect_exact("disconnected")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    assert daemon.stop() == 0
