@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="skillepunkt", description="Skillepunkt telephony edge appliance"
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # --data is accepted after the last word of every command that uses it
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", type=Path, default=Path(DEFAULT_DATA), help="data directory")
 
     run = sub.add_parser("run", help="run the firmware in the foreground")
     run.add_argument("--board", default="sim", help="board to run on (default: sim)")
@@ -39,21 +42,27 @@ def _parser() -> argparse.ArgumentParser:
     csub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
     v = csub.add_parser("validate", help="check a YAML document; changes nothing")
     v.add_argument("file", help="YAML file, or - for standard input")
-    i = csub.add_parser("import", help="replace the whole configuration with a YAML document")
+    i = csub.add_parser(
+        "import", parents=[data], help="replace the whole configuration with a YAML document"
+    )
     i.add_argument("file", help="YAML file, or - for standard input")
-    i.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
-    e = csub.add_parser("export", help="write the whole configuration as YAML (with secrets)")
+    e = csub.add_parser(
+        "export", parents=[data], help="write the whole configuration as YAML (with secrets)"
+    )
     e.add_argument("file", help="output file, or - for standard output")
-    e.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
 
-    con = sub.add_parser("console", help="attach this terminal to the sim board's serial console")
-    con.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
+    sub.add_parser(
+        "console", parents=[data], help="attach this terminal to the sim board's serial console"
+    )
 
     sim = sub.add_parser("sim", help="drive the virtual devices of a running sim board")
-    sim.add_argument("--data", type=Path, default=Path(DEFAULT_DATA))
     ssub = sim.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ssub.add_parser("status", help="the sim board, its devices and attached virtual devices")
-    f = ssub.add_parser("fault", help="make a service crash (to watch it being restarted)")
+    ssub.add_parser(
+        "status", parents=[data], help="the sim board, its devices and attached virtual devices"
+    )
+    f = ssub.add_parser(
+        "fault", parents=[data], help="make a service crash (to watch it being restarted)"
+    )
     f.add_argument("service")
 
     sub.add_parser("version", help="print the firmware version")

@@ -60,17 +60,20 @@ def password_problems(password: str) -> list[Problem]:
 
 class AdminAccount:
     def __init__(self, store: ConfigStore) -> None:
+        self.store = store
         self.db = store.db
 
     def is_set(self) -> bool:
-        return (
-            self.db.execute("SELECT 1 FROM admin WHERE username=?", (ADMIN,)).fetchone() is not None
-        )
+        with self.store.lock:
+            row = self.db.execute("SELECT 1 FROM admin WHERE username=?", (ADMIN,)).fetchone()
+        return row is not None
 
     def verify(self, password: str) -> bool:
-        row = self.db.execute(
-            "SELECT password_hash FROM admin WHERE username=?", (ADMIN,)
-        ).fetchone()
+        """Check a password; thread-safe, and the slow hash runs outside the store's lock."""
+        with self.store.lock:
+            row = self.db.execute(
+                "SELECT password_hash FROM admin WHERE username=?", (ADMIN,)
+            ).fetchone()
         if row is None:
             hash_password(password)  # same cost either way: no timing hint
             return False
@@ -83,13 +86,14 @@ class AdminAccount:
             raise ConfigError(problems)
         hashed = hash_password(password)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        if first_time:
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO admin VALUES (?, ?, ?)", (ADMIN, hashed, now)
-            )
-            if cur.rowcount == 0:
-                raise ConfigError([Problem("password", "an admin password is already set")])
-        else:
+        with self.store.lock:
+            if first_time:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO admin VALUES (?, ?, ?)", (ADMIN, hashed, now)
+                )
+                if cur.rowcount == 0:
+                    raise ConfigError([Problem("password", "an admin password is already set")])
+                return
             self.db.execute(
                 "INSERT INTO admin VALUES (?, ?, ?) ON CONFLICT(username) DO UPDATE "
                 "SET password_hash=excluded.password_hash, changed_at=excluded.changed_at",

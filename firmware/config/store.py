@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ def generate_sip_password() -> str:
 class ConfigStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # One connection, shared by the loop and worker threads (password checks): every
+        # use of it goes through this lock, so rowcount/lastrowid belong to the caller.
+        self.lock = threading.RLock()
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -102,32 +106,42 @@ class ConfigStore:
     # -- reading --------------------------------------------------------------------------
 
     def revision(self) -> int:
-        row = self.db.execute("SELECT max(id) FROM config_revisions").fetchone()
-        return int(row[0] or 0)
+        with self.lock:
+            row = self.db.execute("SELECT max(id) FROM config_revisions").fetchone()
+            return int(row[0] or 0)
 
     def document(self) -> dict[str, Any]:
         """The current configuration as a plain document (with secrets; export only)."""
-        doc: dict[str, Any] = {"version": SCHEMA_VERSION}
-        settings = dict(self.db.execute("SELECT section, data FROM settings"))
-        for section in SECTIONS:
-            if section in _SINGLETONS:
-                doc[section] = (
-                    json.loads(settings[section]) if section in settings else _default(section)
-                )
-            else:
-                rows = self.db.execute(f"SELECT data FROM {section} ORDER BY rowid")
-                doc[section] = [json.loads(r[0]) for r in rows]
-        return doc
+        with self.lock:
+            doc: dict[str, Any] = {"version": SCHEMA_VERSION}
+            settings = dict(self.db.execute("SELECT section, data FROM settings"))
+            for section in SECTIONS:
+                if section in _SINGLETONS:
+                    doc[section] = (
+                        json.loads(settings[section]) if section in settings else _default(section)
+                    )
+                else:
+                    rows = self.db.execute(f"SELECT data FROM {section} ORDER BY rowid")
+                    doc[section] = [json.loads(r[0]) for r in rows]
+            return doc
 
     def model(self) -> Document:
         return Document.model_validate(self.document())
 
     def section(self, name: str) -> Any:
+        """One section, reading only its own rows (the hostname does not load 2,000 users)."""
         if name not in SECTIONS:
             raise ConfigError(
                 [Problem(name, f"no such section; sections are {', '.join(SECTIONS)}")]
             )
-        return self.document()[name]
+        with self.lock:
+            if name in _SINGLETONS:
+                row = self.db.execute(
+                    "SELECT data FROM settings WHERE section=?", (name,)
+                ).fetchone()
+                return json.loads(row[0]) if row else _default(name)
+            rows = self.db.execute(f"SELECT data FROM {name} ORDER BY rowid")
+            return [json.loads(r[0]) for r in rows]
 
     # -- writing --------------------------------------------------------------------------
 
@@ -140,81 +154,86 @@ class ConfigStore:
 
         Users without a SIP password keep the one they had, or get a generated one.
         """
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            old_passwords = dict(db.execute("SELECT extension, sip_password FROM users"))
-            doc = _reveal(document.model_dump())
-            for user in doc["users"]:
-                if not user.get("sip_password"):
-                    user["sip_password"] = (
-                        old_passwords.get(user["extension"]) or generate_sip_password()
-                    )
-            for table in (
-                "agent_queues",
-                "agents",
-                "phones",
-                "queues",
-                "schedules",
-                "users",
-                "trunks",
-                "ports",
-            ):
-                db.execute(f"DELETE FROM {table}")
-            db.execute("DELETE FROM settings")
-            for section in _SINGLETONS:
-                db.execute("INSERT INTO settings VALUES (?, ?)", (section, _json(doc[section])))
-            for u in doc["users"]:
-                db.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?)",
-                    (u["extension"], u["name"], u["sip_password"], _json(u)),
-                )
-            for s in doc["schedules"]:
-                db.execute("INSERT INTO schedules VALUES (?, ?)", (s["name"], _json(s)))
-            for q in doc["queues"]:
-                db.execute(
-                    "INSERT INTO queues VALUES (?, ?, ?, ?)",
-                    (q["name"], q["extension"], q.get("schedule"), _json(q)),
-                )
-            for a in doc["agents"]:
-                db.execute("INSERT INTO agents VALUES (?, ?)", (a["extension"], _json(a)))
-                for m in a["queues"]:
+        with self.lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                old_passwords = dict(db.execute("SELECT extension, sip_password FROM users"))
+                doc = _reveal(document.model_dump())
+                for user in doc["users"]:
+                    if not user.get("sip_password"):
+                        user["sip_password"] = (
+                            old_passwords.get(user["extension"]) or generate_sip_password()
+                        )
+                for table in (
+                    "agent_queues",
+                    "agents",
+                    "phones",
+                    "queues",
+                    "schedules",
+                    "users",
+                    "trunks",
+                    "ports",
+                ):
+                    db.execute(f"DELETE FROM {table}")
+                db.execute("DELETE FROM settings")
+                for section in _SINGLETONS:
+                    db.execute("INSERT INTO settings VALUES (?, ?)", (section, _json(doc[section])))
+                for u in doc["users"]:
                     db.execute(
-                        "INSERT INTO agent_queues VALUES (?, ?, ?)",
-                        (a["extension"], m["queue"], m["skill"]),
+                        "INSERT INTO users VALUES (?, ?, ?, ?)",
+                        (u["extension"], u["name"], u["sip_password"], _json(u)),
                     )
-            for t in doc["trunks"]:
-                db.execute("INSERT INTO trunks VALUES (?, ?)", (t["name"], _json(t)))
-            for p in doc["ports"]:
-                db.execute("INSERT INTO ports VALUES (?, ?)", (p["name"], _json(p)))
-            for ph in doc["phones"]:
-                db.execute(
-                    "INSERT INTO phones VALUES (?, ?, ?)", (ph["mac"], ph["extension"], _json(ph))
+                for s in doc["schedules"]:
+                    db.execute("INSERT INTO schedules VALUES (?, ?)", (s["name"], _json(s)))
+                for q in doc["queues"]:
+                    db.execute(
+                        "INSERT INTO queues VALUES (?, ?, ?, ?)",
+                        (q["name"], q["extension"], q.get("schedule"), _json(q)),
+                    )
+                for a in doc["agents"]:
+                    db.execute("INSERT INTO agents VALUES (?, ?)", (a["extension"], _json(a)))
+                    for m in a["queues"]:
+                        db.execute(
+                            "INSERT INTO agent_queues VALUES (?, ?, ?)",
+                            (a["extension"], m["queue"], m["skill"]),
+                        )
+                for t in doc["trunks"]:
+                    db.execute("INSERT INTO trunks VALUES (?, ?)", (t["name"], _json(t)))
+                for p in doc["ports"]:
+                    db.execute("INSERT INTO ports VALUES (?, ?)", (p["name"], _json(p)))
+                for ph in doc["phones"]:
+                    db.execute(
+                        "INSERT INTO phones VALUES (?, ?, ?)",
+                        (ph["mac"], ph["extension"], _json(ph)),
+                    )
+                text = _json(doc)
+                cur = db.execute(
+                    "INSERT INTO config_revisions (applied_at, source, sha256, document) VALUES (?, ?, ?, ?)",
+                    (_now(), source[:200], hashlib.sha256(text.encode()).hexdigest(), text),
                 )
-            text = _json(doc)
-            cur = db.execute(
-                "INSERT INTO config_revisions (applied_at, source, sha256, document) VALUES (?, ?, ?, ?)",
-                (_now(), source[:200], hashlib.sha256(text.encode()).hexdigest(), text),
-            )
-            revision = int(cur.lastrowid or 0)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return revision
+                revision = int(cur.lastrowid or 0)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return revision
 
     def revisions(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT id, applied_at, source, sha256 FROM config_revisions ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            dict(zip(("revision", "applied_at", "source", "sha256"), r, strict=True)) for r in rows
-        ]
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT id, applied_at, source, sha256 FROM config_revisions ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            return [
+                dict(zip(("revision", "applied_at", "source", "sha256"), r, strict=True))
+                for r in rows
+            ]
 
     def integrity_ok(self) -> bool:
-        ok = self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return ok and not self.db.execute("PRAGMA foreign_key_check").fetchall()
+        with self.lock:
+            ok = self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            return ok and not self.db.execute("PRAGMA foreign_key_check").fetchall()
 
 
 def _json(value: Any) -> str:

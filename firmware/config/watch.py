@@ -32,21 +32,26 @@ class ConfigWatcher:
         self.store = store
         self.bus = bus
         self.interval = interval
+        # What was last published; kept across restarts, so an import that lands while
+        # the watcher is down (crashed, backing off) is still announced afterwards.
+        self._revision = store.revision()
+        self._document = store.document()
 
     async def run(self, ready: Callable[[], None]) -> None:
-        revision = self.store.revision()
-        document = self.store.document()
         ready()
         while True:
+            self._check()
             await asyncio.sleep(self.interval)
-            current = self.store.revision()
-            if current == revision:
-                continue
-            new = self.store.document()
-            changed = frozenset(k for k in new if new[k] != document.get(k))
-            revision, document = current, new
-            log.info(
-                "configuration changed",
-                extra={"revision": revision, "sections": ",".join(sorted(changed))},
-            )
-            self.bus.publish(ConfigChanged(revision, changed))
+
+    def _check(self) -> None:
+        revision = self.store.revision()
+        if revision == self._revision:
+            return
+        new = self.store.document()
+        changed = frozenset(k for k in new if new[k] != self._document.get(k))
+        self._revision, self._document = revision, new
+        log.info(
+            "configuration changed",
+            extra={"revision": revision, "sections": ",".join(sorted(changed))},
+        )
+        self.bus.publish(ConfigChanged(revision, changed))

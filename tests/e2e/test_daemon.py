@@ -57,7 +57,7 @@ def test_crashing_service_is_restarted_and_shown_degraded(daemon: Daemon) -> Non
     doc.write_text("system: {hostname: after-crash}\n")
     assert daemon.cli("config", "import", str(doc)).returncode == 0
     deadline = time.monotonic() + 10
-    while "msg=\"configuration changed\"" not in daemon.log.read_text():
+    while 'msg="configuration changed"' not in daemon.log.read_text():
         assert time.monotonic() < deadline, "restarted config service did not see the import"
         time.sleep(0.1)
     unknown = daemon.cli("sim", "fault", "nope")

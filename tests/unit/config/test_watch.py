@@ -50,3 +50,19 @@ async def test_watcher_publishes_changed_sections(tmp_path: Path) -> None:
     assert event.revision == 2 and event.sections == frozenset({"system"})
     task.cancel()
     store.close()
+
+
+async def test_import_while_the_watcher_is_down_is_still_published(tmp_path: Path) -> None:
+    store = ConfigStore.open(tmp_path)
+    bus = EventBus()
+    events = bus.queue(ConfigChanged)
+    watcher = ConfigWatcher(store, bus, interval=0.02)
+    task = asyncio.create_task(watcher.run(lambda: None))
+    await asyncio.sleep(0.05)
+    task.cancel()  # the service crashed ...
+    store.import_raw({"system": {"hostname": "meanwhile"}}, "test")
+    task = asyncio.create_task(watcher.run(lambda: None))  # ... and was restarted
+    event = await asyncio.wait_for(events.get(), 2)
+    assert event == ConfigChanged(1, frozenset({"system"}))
+    task.cancel()
+    store.close()
