@@ -22,7 +22,10 @@ def attach(data_dir: Path) -> int:
         path = (Path(data_dir) / "console.pty").read_text().strip()
         fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
     except OSError as exc:
-        print(f"error: no serial console to attach to ({exc}); is the daemon running?", file=sys.stderr)
+        print(
+            f"error: no serial console to attach to ({exc}); is the daemon running?",
+            file=sys.stderr,
+        )
         return 1
     print(f"Connected to {path}. Ctrl-] leaves.\r", file=sys.stderr)
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
