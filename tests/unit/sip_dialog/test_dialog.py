@@ -52,7 +52,7 @@ def test_uac_dialog_builds_bye_and_ack() -> None:
     assert [str(r.uri) for r in bye.route] == ["sip:p1.example;lr", "sip:p2.example;lr"]  # reversed
     assert bye.from_.tag == "aaa" and bye.to.tag == "bbb"
     assert bye.from_.display_name == "Anne"
-    again = parse_message(bye.to_bytes().replace(b"BYE sip", b"BYE sip", 1)[:0] + _with_via(bye))
+    again = parse_message(_with_via(bye))  # what we build parses back
     assert isinstance(again, Request) and again.call_id == "c1@10.0.0.5"
 
 
