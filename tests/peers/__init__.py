@@ -1,0 +1,1 @@
+"""Drivers for the SIP peers we did not write (pjsua2, SIPp, baresip, linphone), for tests."""
