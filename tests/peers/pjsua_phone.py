@@ -13,6 +13,7 @@ Events: ready, reg_state, incoming, call_state, media, error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import select
@@ -34,7 +35,7 @@ class Call(pj.Call):  # type: ignore[misc]
         super().__init__(account, call_id)
         self.phone = phone
 
-    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802 - pjsua2 API
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:
         info = self.getInfo()
         emit(
             "call_state",
@@ -46,7 +47,7 @@ class Call(pj.Call):  # type: ignore[misc]
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.phone.call_ended(self)
 
-    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
         for i, media in enumerate(info.media):
             if media.type == pj.PJMEDIA_TYPE_AUDIO:
@@ -60,11 +61,11 @@ class Account(pj.Account):  # type: ignore[misc]
         super().__init__()
         self.phone = phone
 
-    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:
         info = self.getInfo()
         emit("reg_state", code=prm.code, reason=prm.reason, active=info.regIsActive)
 
-    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:
         call = Call(self.phone, self, prm.callId)
         info = call.getInfo()
         emit("incoming", remote=info.remoteUri, local=info.localUri)
@@ -199,10 +200,8 @@ class Phone:
 
     def shutdown(self) -> None:
         for call in list(self.calls):
-            try:
+            with contextlib.suppress(pj.Error):
                 call.hangup(pj.CallOpParam())
-            except pj.Error:
-                pass
         for _ in range(20):
             self.ep.libHandleEvents(10)
         self.calls.clear()
