@@ -50,6 +50,7 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 def build(options: DaemonOptions) -> App:
     from .console import ConsoleService
+    from .sip.service import SipService
     from .web import WebService
 
     data_dir = options.data_dir.resolve()
@@ -68,6 +69,7 @@ def build(options: DaemonOptions) -> App:
     app.supervisor.add(ConfigWatcher(store, bus))
     for service in board.services():
         app.supervisor.add(service)
+    app.supervisor.add(SipService(app))
     app.supervisor.add(ConsoleService(app, board.console_device))
     app.supervisor.add(WebService(app))
     return app

@@ -1,0 +1,82 @@
+"""Who may call and where a dialled number rings: the B2BUA's injected ``Router``.
+
+The first dial plan of the box: an extension calls by digest-authenticating its INVITE
+(the same password and brute-force guard as REGISTER); a dialled extension rings the
+phone(s) registered for it, reached where their REGISTER came from (NAT-safe). Calls to
+numbers that are not extensions are refused (404) until trunks and the core dial plan
+route them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .b2bua import Caller, Target
+from .digest import DigestAuthenticator, DigestError, parse_credentials
+from .location import LocationService
+from .message import Request, Response
+from .peer import Peer
+from .registrar import AuthGuard, UserDirectory
+from .uri import SipUri
+
+log = logging.getLogger(__name__)
+
+
+class ExtensionRouter:
+    def __init__(
+        self,
+        users: UserDirectory,
+        location: LocationService,
+        authenticator: DigestAuthenticator,
+        guard: AuthGuard,
+    ) -> None:
+        self.users = users
+        self.location = location
+        self.authenticator = authenticator
+        self.guard = guard
+
+    def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
+        """Digest auth of an INVITE (407 challenge, as proxies and PBXes do)."""
+        if self.guard.blocked(peer.host, ()):
+            return request.make_response(403, to_tag="x")
+        credentials = None
+        for value in request.headers.get_all("Proxy-Authorization"):
+            try:
+                parsed = parse_credentials(value)
+            except DigestError:
+                return request.make_response(400, "Malformed Proxy-Authorization", to_tag="x")
+            if parsed.get("realm") == self.authenticator.realm:
+                credentials = parsed
+        if credentials is None:
+            return self._challenge(request)
+        verdict = self.authenticator.verify(credentials, "INVITE", self.users.password_for)
+        if not verdict.ok:
+            if verdict.reason in ("wrong password", "unknown user"):
+                self.guard.failed(peer.host, credentials.get("username") or "")
+                log.warning(
+                    "INVITE authentication failed",
+                    extra={"source": str(peer), "username": credentials.get("username")},
+                )
+            return self._challenge(request, stale=verdict.stale)
+        self.guard.succeeded(peer.host, verdict.username or "")
+        display = request.from_.display_name
+        return Caller(number=verdict.username or "", display=display)
+
+    def _challenge(self, request: Request, *, stale: bool = False) -> Response:
+        headers = [("Proxy-Authenticate", c) for c in self.authenticator.challenges(stale=stale)]
+        return request.make_response(407, to_tag="auth", headers=headers)
+
+    def route(self, caller: Caller, dialled: str) -> list[Target] | int:
+        if dialled not in self.users:
+            return 404
+        bindings = self.location.contacts(dialled)
+        if not bindings:
+            return 480  # a known extension with no phone registered right now
+        targets = []
+        for binding in bindings:
+            uri = binding.uri
+            peer = binding.peer
+            if not isinstance(uri, SipUri):
+                continue
+            targets.append(Target(uri=uri, peer=peer, callee=dialled))
+        return targets or 480

@@ -1,0 +1,189 @@
+"""The "sip" service of the daemon: endpoint, registrar, location, B2BUA and CDRs wired up.
+
+This is the transaction user of the endpoint: REGISTER goes to the registrar, OPTIONS
+is answered, INVITEs and in-dialog requests go to the B2BUA. CDR writes (an fsync each)
+run on one writer thread so the event loop never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from firmware.core.causes import cause_for_sip_status
+from firmware.core.cdr import CdrError, CdrStore, disposition_for
+from firmware.media.ports import PortAllocator
+from firmware.system.certs import ensure_certificate, server_context
+
+from .b2bua import B2BUA, Caller
+from .digest import DigestAuthenticator
+from .endpoint import EndpointConfig, SipEndpoint
+from .location import LocationService
+from .message import Request, Response
+from .options import options_response
+from .peer import Peer
+from .registrar import Registrar, UserDirectory
+from .routing import ExtensionRouter
+
+if TYPE_CHECKING:
+    from firmware.app import App
+
+log = logging.getLogger(__name__)
+
+RTP_PORTS = (10000, 19999)
+
+
+class CdrLog:
+    """B2BUA call events -> durable CDRs, written on a single background thread."""
+
+    def __init__(self, store: CdrStore) -> None:
+        self.store = store
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cdr")
+        self._answered: set[str] = set()
+
+    def _submit(self, fn: Callable[[], object]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except CdrError as exc:
+                log.warning("CDR not written", extra={"error": str(exc)})
+
+        self.pool.submit(run)
+
+    def started(self, call_id: str, caller: Caller, dialled: str) -> None:
+        self._submit(
+            lambda: self.store.start(
+                call_id,
+                direction="internal",
+                caller_number=caller.number,
+                caller_name=caller.display,
+                callee_dialled=dialled,
+                caller_tech="sip",
+                callee_tech="sip",
+            )
+        )
+
+    def answered(self, call_id: str) -> None:
+        self._answered.add(call_id)
+        self._submit(lambda: self.store.answer(call_id))
+
+    def ended(self, call_id: str, status: int | None, hangup_by: str) -> None:
+        answered = call_id in self._answered
+        self._answered.discard(call_id)
+        cause = 16 if answered or status is None or status < 300 else cause_for_sip_status(status)
+        by = {"caller": "caller", "callee": "callee"}.get(hangup_by, "box")
+        self._submit(
+            lambda: self.store.end(
+                call_id,
+                disposition=disposition_for(cause, answered=answered, hangup_by=by),
+                hangup_by=by,
+                cause=cause,
+                status=status,
+            )
+        )
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class SipService:
+    name = "sip"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.endpoint: SipEndpoint | None = None
+        self.registrar: Registrar | None = None
+        self.b2bua: B2BUA | None = None
+        self.location: LocationService | None = None
+
+    async def run(self, ready: Callable[[], None]) -> None:
+        app = self.app
+        hostname = app.store.section("system")["hostname"]
+        location = self.location = LocationService.open(app.data_dir)
+        cdrs = CdrStore.open(app.data_dir)
+        cdrs.recover()
+        cdr_log = CdrLog(cdrs)
+        users = UserDirectory.from_store(app.store)
+        authenticator = DigestAuthenticator(hostname)
+        registrar = self.registrar = Registrar(location, authenticator, users.password_for)
+        unfollow = registrar.follow(app.bus, users)
+        cert, key = ensure_certificate(app.data_dir, hostname)
+        ports = app.ports
+        endpoint = self.endpoint = SipEndpoint(
+            EndpointConfig(
+                host=ports.host,
+                udp_port=ports.sip,
+                tcp_port=ports.sip,
+                tls_port=ports.sip_tls,
+                tls_context=server_context(cert, key),
+            ),
+            tu=self,
+        )
+        router = ExtensionRouter(users, location, authenticator, registrar.guard)
+        self.b2bua = B2BUA(endpoint, router, ports.host, PortAllocator(*RTP_PORTS), cdr_log)
+        try:
+            await endpoint.start()
+            ready()
+            while True:
+                await asyncio.sleep(5)
+                registrar.sweep()
+                cdrs.heartbeat()
+        finally:
+            unfollow()
+            await endpoint.close()
+            cdr_log.close()
+            cdrs.close()
+            location.close()
+
+    # -- transaction user ---------------------------------------------------------------
+
+    def on_request(self, txn: int, request: Request, peer: Peer) -> None:
+        endpoint, b2bua, registrar = self.endpoint, self.b2bua, self.registrar
+        assert endpoint is not None and b2bua is not None and registrar is not None
+        method = request.method
+        if request.to.tag is not None:
+            if not b2bua.on_in_dialog(txn, request, peer):
+                endpoint.respond(txn, request.make_response(481))
+            return
+        if method == "INVITE":
+            b2bua.on_invite(txn, request, peer)
+        elif method == "REGISTER":
+            endpoint.respond(txn, registrar.handle(request, peer))
+        elif method == "OPTIONS":
+            endpoint.respond(txn, options_response(request))
+        else:
+            endpoint.respond(
+                txn,
+                request.make_response(
+                    405,
+                    to_tag="na",
+                    headers=[
+                        ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO")
+                    ],
+                ),
+            )
+
+    def on_ack(self, request: Request, peer: Peer) -> None:
+        if self.b2bua is not None:
+            self.b2bua.on_ack(request, peer)
+
+    def on_cancel(self, invite_txn: int, cancel: Request, peer: Peer) -> None:
+        if self.b2bua is not None and self.endpoint is not None:
+            self.b2bua.on_cancel(invite_txn, cancel)
+            self.endpoint.reply(invite_txn, 487)  # refused (False) when the B2BUA answered it
+
+    def on_response(self, txn: int | None, response: Response, peer: Peer) -> None:
+        if (
+            self.b2bua is not None
+            and 200 <= response.status < 300
+            and response.cseq.method == "INVITE"
+        ):
+            self.b2bua.on_b_response_retransmitted(response)
+
+    def on_failure(self, txn: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            log.debug("server transaction failed", extra={"txn": txn, "reason": reason})
