@@ -145,6 +145,22 @@ class Network(Model):
     ntp: list[HostName] = Field(default_factory=list, max_length=4)
 
 
+def _algorithms(value: list[str]) -> list[str]:
+    if len(set(value)) != len(value):
+        raise ValueError("an algorithm is listed twice")
+    return value
+
+
+class Sip(Model):
+    """SIP stack policy. Digest challenges go out in this order (RFC 8760: strongest
+    first); clients that only take the first challenge and know only MD5 (SIPp, some
+    older phones) need MD5 first or alone."""
+
+    digest_algorithms: Annotated[
+        list[Literal["SHA-256", "MD5"]], Field(min_length=1), AfterValidator(_algorithms)
+    ] = Field(default_factory=lambda: ["SHA-256", "MD5"])
+
+
 class User(Model):
     extension: Extension
     name: Name
@@ -227,6 +243,7 @@ class Document(Model):
     version: Annotated[int, AfterValidator(_version)] = SCHEMA_VERSION
     system: System = Field(default_factory=System)
     network: Network = Field(default_factory=Network)
+    sip: Sip = Field(default_factory=Sip)
     users: list[User] = Field(default_factory=list, max_length=2000)
     trunks: list[Trunk] = Field(default_factory=list, max_length=50)
     ports: list[Port] = Field(default_factory=list, max_length=200)

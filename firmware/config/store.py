@@ -25,7 +25,7 @@ from .schema import SCHEMA_VERSION, SECTIONS, Document
 from .validate import validate
 
 DB_NAME = "config.db"
-_SINGLETONS = ("system", "network")
+_SINGLETONS = ("system", "network", "sip")
 
 
 def _now() -> str:

@@ -73,7 +73,9 @@ class CallLog(Protocol):
 
     def answered(self, call_id: str) -> None: ...
 
-    def ended(self, call_id: str, status: int | None, hangup_by: str) -> None: ...
+    def ended(
+        self, call_id: str, status: int | None, hangup_by: str, media: dict[str, int]
+    ) -> None: ...
 
 
 @dataclass
@@ -476,6 +478,12 @@ class B2BUA:
             return
         call.ended = True
         call.a_acked.set()
+        stats = call.relay.stats()
+        media = {
+            "rtp_a_to_b_packets": stats.rtp_a_to_b.packets,
+            "rtp_b_to_a_packets": stats.rtp_b_to_a.packets,
+            "rtp_dropped": stats.rtp_a_to_b.dropped + stats.rtp_b_to_a.dropped,
+        }
         call.relay.close()
         self.calls.pop(call.id, None)
         self._a_invites.pop(call.a_txn, None)
@@ -486,7 +494,7 @@ class B2BUA:
         if not call.answered:
             self.stats["failed"] += 1
         if self.call_log is not None:
-            self.call_log.ended(call.id, status, by)
+            self.call_log.ended(call.id, status, by, media)
 
 
 def _dialled(request: Request) -> str:

@@ -71,7 +71,9 @@ class CdrLog:
         self._answered.add(call_id)
         self._submit(lambda: self.store.answer(call_id))
 
-    def ended(self, call_id: str, status: int | None, hangup_by: str) -> None:
+    def ended(
+        self, call_id: str, status: int | None, hangup_by: str, media: dict[str, int]
+    ) -> None:
         answered = call_id in self._answered
         self._answered.discard(call_id)
         cause = 16 if answered or status is None or status < 300 else cause_for_sip_status(status)
@@ -83,6 +85,7 @@ class CdrLog:
                 hangup_by=by,
                 cause=cause,
                 status=status,
+                extra={"media": media},
             )
         )
 
@@ -108,7 +111,8 @@ class SipService:
         cdrs.recover()
         cdr_log = CdrLog(cdrs)
         users = UserDirectory.from_store(app.store)
-        authenticator = DigestAuthenticator(hostname)
+        algorithms = tuple(app.store.section("sip")["digest_algorithms"])
+        authenticator = DigestAuthenticator(hostname, algorithms=algorithms)
         registrar = self.registrar = Registrar(location, authenticator, users.password_for)
         unfollow = registrar.follow(app.bus, users)
         cert, key = ensure_certificate(app.data_dir, hostname)

@@ -340,8 +340,8 @@ def test_show_config_one_section(logged_in: Terminal) -> None:
 
 def test_show_config_unknown_section_lists_the_valid_ones(logged_in: Terminal) -> None:
     assert run(logged_in, "show config dialplan") == (
-        "% unknown section 'dialplan'; sections are system, network, users, trunks, ports,"
-        " phones, queues, agents, schedules\r\n"
+        "% unknown section 'dialplan'; sections are system, network, sip, users, trunks,"
+        " ports, phones, queues, agents, schedules\r\n"
     )
 
 
