@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from .b2bua import Caller, Target
+from .dialog import new_tag
 from .digest import DigestAuthenticator, DigestError, parse_credentials
 from .location import LocationService
 from .message import Request, Response
@@ -38,13 +39,13 @@ class ExtensionRouter:
     def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
         """Digest auth of an INVITE (407 challenge, as proxies and PBXes do)."""
         if self.guard.blocked(peer.host, ()):
-            return request.make_response(403, to_tag="x")
+            return request.make_response(403, to_tag=new_tag())
         credentials = None
         for value in request.headers.get_all("Proxy-Authorization"):
             try:
                 parsed = parse_credentials(value)
             except DigestError:
-                return request.make_response(400, "Malformed Proxy-Authorization", to_tag="x")
+                return request.make_response(400, "Malformed Proxy-Authorization", to_tag=new_tag())
             if parsed.get("realm") == self.authenticator.realm:
                 credentials = parsed
         if credentials is None:
@@ -64,7 +65,7 @@ class ExtensionRouter:
 
     def _challenge(self, request: Request, *, stale: bool = False) -> Response:
         headers = [("Proxy-Authenticate", c) for c in self.authenticator.challenges(stale=stale)]
-        return request.make_response(407, to_tag="auth", headers=headers)
+        return request.make_response(407, to_tag=new_tag(), headers=headers)
 
     def route(self, caller: Caller, dialled: str) -> list[Target] | int:
         if dialled not in self.users:
