@@ -76,8 +76,10 @@ class CdrLog:
     ) -> None:
         answered = call_id in self._answered
         self._answered.discard(call_id)
-        cause = 16 if answered or status is None or status < 300 else cause_for_sip_status(status)
         by = {"caller": "caller", "callee": "callee"}.get(hangup_by, "box")
+        abandoned = status == 487 and by == "caller"  # the caller hung up while it rang
+        normal = answered or abandoned or status is None or status < 300
+        cause = 16 if normal else cause_for_sip_status(status)
         self._submit(
             lambda: self.store.end(
                 call_id,

@@ -27,6 +27,7 @@ class Notifier:
             int(usec) if usec.isdigit() and (not pid or pid == str(os.getpid())) else 0
         )
         self._sock: socket.socket | None = None
+        self._dropping = False
 
     @property
     def enabled(self) -> bool:
@@ -39,12 +40,25 @@ class Notifier:
         payload = "\n".join(f"{k}={v}" for k, v in fields.items()).encode()
         target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # non-blocking: a listener that stopped reading must never stall the event loop
+            self._sock = socket.socket(
+                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            )
         try:
             self._sock.sendto(payload, target)
-        except OSError as exc:  # systemd went away or the path is wrong: log once per call, go on
+        except BlockingIOError:
+            if self._dropping:
+                return False
+            self._dropping = True  # say it once, not at every watchdog ping
+            log.warning(
+                "sd_notify dropped: the listener is not reading",
+                extra={"payload": payload[:40].decode()},
+            )
+            return False
+        except OSError as exc:  # systemd went away or the path is wrong: go on without it
             log.warning("sd_notify failed", extra={"error": str(exc)})
             return False
+        self._dropping = False
         return True
 
     async def watchdog(self) -> None:

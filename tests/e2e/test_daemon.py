@@ -12,8 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from .conftest import Daemon, free_port, get_json
+from peers.box import Daemon, free_port, get_json
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -44,9 +44,12 @@ class PjPhone:
         self.wait_for("ready")
 
     def send(self, cmd: str, **fields: Any) -> None:
+        """Send a command; play/record/call wait until the phone has carried it out."""
         assert self.proc.stdin is not None
         self.proc.stdin.write((json.dumps({"cmd": cmd, **fields}) + "\n").encode())
         self.proc.stdin.flush()
+        if cmd in ("play", "record", "call"):
+            self.wait_for("done", cmd=cmd)
 
     def _read(self, timeout: float) -> None:
         assert self.proc.stdout is not None
@@ -69,7 +72,7 @@ class PjPhone:
         while True:
             for i, e in enumerate(self.events):
                 if e["event"] == event and all(e.get(k) == v for k, v in match.items()):
-                    del self.events[: i + 1]
+                    del self.events[i]
                     return e
             remaining = deadline - time.monotonic()
             if remaining <= 0:

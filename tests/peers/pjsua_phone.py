@@ -87,6 +87,7 @@ class Phone:
         self.calls: list[Call] = []
         self.player: pj.AudioMediaPlayer | None = None
         self.recorder: pj.AudioMediaRecorder | None = None
+        self.active_media: list[pj.AudioMedia] = []  # calls' audio, for a late play/record
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -136,6 +137,10 @@ class Phone:
         self.account.create(acfg)
 
     def connect_audio(self, media: pj.AudioMedia) -> None:
+        self.active_media.append(media)
+        self._connect(media)
+
+    def _connect(self, media: pj.AudioMedia) -> None:
         if self.player is not None:
             self.player.startTransmit(media)
         if self.recorder is not None:
@@ -144,6 +149,7 @@ class Phone:
     def call_ended(self, call: Call) -> None:
         if call in self.calls:
             self.calls.remove(call)
+        self.active_media.clear()
 
     def handle(self, command: dict[str, Any]) -> bool:
         cmd = command.get("cmd")
@@ -170,9 +176,13 @@ class Phone:
         elif cmd == "play":
             self.player = pj.AudioMediaPlayer()
             self.player.createPlayer(command["wav"])
+            for media in self.active_media:
+                self.player.startTransmit(media)
         elif cmd == "record":
             self.recorder = pj.AudioMediaRecorder()
             self.recorder.createRecorder(command["wav"])
+            for media in self.active_media:
+                media.startTransmit(self.recorder)
         else:
             emit("error", message=f"unknown or impossible command: {command}")
         return True
@@ -194,6 +204,7 @@ class Phone:
                     if line.strip():
                         try:
                             running = self.handle(json.loads(line)) and running
+                            emit("done", cmd=json.loads(line).get("cmd"))
                         except pj.Error as exc:
                             emit("error", message=exc.info())
         self.shutdown()

@@ -77,3 +77,12 @@ async def test_watchdog_pings_at_half_the_interval(systemd: socket.socket, tmp_p
 def test_watchdog_for_another_pid_is_ignored() -> None:
     n = Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "100000", "WATCHDOG_PID": "1"})
     assert n.watchdog_usec == 0
+
+
+def test_a_listener_that_stops_reading_never_blocks_us(
+    systemd: socket.socket, tmp_path: Path
+) -> None:
+    n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify")})
+    results = [n.notify(WATCHDOG=1) for _ in range(2000)]  # far more than the queue holds
+    assert results[0] is True and results[-1] is False
+    n.close()

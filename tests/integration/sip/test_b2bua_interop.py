@@ -1,0 +1,291 @@
+"""Calls through the box between SIP peers we did not write: SIPp and pjsua2 (PJSIP).
+
+Each test runs the real daemon; phones register with digest auth and call each
+other through the B2BUA, with media anchored in the box's RTP relay.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import socket
+import sqlite3
+import struct
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peers.box import Daemon, free_port, start_daemon, stop_daemon
+from peers.pjsua import PjPhone
+
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
+SCENARIOS = Path(__file__).with_name("scenarios")
+USERS = """
+users:
+  - {extension: "101", name: Anne, sip_password: "pass-101-secret"}
+  - {extension: "201", name: Bo, sip_password: "pass-201-secret"}
+"""
+MD5_ONLY = USERS + "sip: {digest_algorithms: [MD5]}\n"  # SIPp 3.6 knows MD5 only
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Daemon]:
+    d = start_daemon(tmp_path, USERS)
+    try:
+        d.wait_healthy()
+        yield d
+    finally:
+        stop_daemon(d)
+
+
+@pytest.fixture
+def md5_box(tmp_path: Path) -> Iterator[Daemon]:
+    d = start_daemon(tmp_path, MD5_ONLY)
+    try:
+        d.wait_healthy()
+        yield d
+    finally:
+        stop_daemon(d)
+
+
+def sipp(
+    box: Daemon, *args: str, cwd: Path, timeout: float = 40
+) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        "sipp",
+        f"127.0.0.1:{box.sip_port}",
+        "-i",
+        "127.0.0.1",
+        "-nostdin",
+        "-timeout",
+        "30s",
+        "-trace_err",
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def cdrs(box: Daemon) -> list[sqlite3.Row]:
+    db = sqlite3.connect(box.data / "cdr.db")
+    db.row_factory = sqlite3.Row
+    try:
+        return db.execute("SELECT * FROM calls ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def wait_cdrs(box: Daemon, n: int, timeout: float = 10) -> list[sqlite3.Row]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [r for r in cdrs(box) if r["end_epoch"] is not None]
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def tone_wav(path: Path, freq: float = 1000.0, seconds: float = 4.0) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        n = int(8000 * seconds)
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000)))
+                for i in range(n)
+            )
+        )
+
+
+def dominant_frequency(path: Path) -> tuple[float, int]:
+    """(frequency estimated from zero crossings of the loud part, peak level)."""
+    with wave.open(str(path)) as w:
+        data = w.readframes(w.getnframes())
+    samples = struct.unpack(f"<{len(data) // 2}h", data)
+    loud = [s for s in samples if abs(s) > 200]
+    peak = max((abs(s) for s in samples), default=0)
+    if len(loud) < 800:
+        return 0.0, peak
+    start = samples.index(loud[0])
+    seg = samples[start : start + 8000]
+    crossings = sum(1 for a, b in itertools.pairwise(seg) if (a < 0) != (b < 0))
+    return crossings / 2 / (len(seg) / 8000), peak
+
+
+def test_sipp_registers_with_digest_and_calls_through_the_box(
+    md5_box: Daemon, tmp_path: Path
+) -> None:
+    uas_port = free_port()
+    users = tmp_path / "users.csv"
+    users.write_text("SEQUENTIAL\n201;\n")
+    reg = sipp(md5_box, "-sf", str(SCENARIOS / "register.xml"), "-inf", str(users), "-au", "201",
+               "-ap", "pass-201-secret", "-p", str(uas_port), "-mp", str(free_port()), "-m", "1", cwd=tmp_path)  # fmt: skip
+    assert reg.returncode == 0, reg.stdout[-2000:]
+    # the callee answers from the port it registered from (the box calls where REGISTER came from)
+    uas = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(uas_port), "-mp", str(free_port()),
+         "-m", "5", "-nostdin", "-timeout", "40s", "-trace_err"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        # garbage in between the calls must not disturb them
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for junk in (
+                b"\x00\xff" * 50,
+                b"INVITE sip:x SIP/2.0\r\n\r\n",
+                b"OPTIONS sip:a SIP/2.0\r\nVia: x\r\n\r\n",
+            ):
+                s.sendto(junk, ("127.0.0.1", md5_box.sip_port))
+        uac = sipp(md5_box, "-sf", str(SCENARIOS / "uac_auth.xml"), "-s", "201", "-key", "caller", "101",
+                   "-au", "101", "-ap", "pass-101-secret", "-p", str(free_port()), "-mp", str(free_port()),
+                   "-m", "5", "-l", "5", cwd=tmp_path)  # fmt: skip
+        assert uac.returncode == 0, uac.stdout[-2000:]
+        assert uas.wait(30) == 0
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+    rows = wait_cdrs(md5_box, 5)
+    assert len(rows) == 5
+    assert {
+        (r["caller_number"], r["callee_dialled"], r["disposition"], r["hangup_by"]) for r in rows
+    } == {("101", "201", "answered", "caller")}
+    assert md5_box.healthz()[0] == 200
+
+
+def test_sipp_wrong_password_gets_no_registration(md5_box: Daemon, tmp_path: Path) -> None:
+    users = tmp_path / "users.csv"
+    users.write_text("SEQUENTIAL\n201;\n")
+    reg = sipp(md5_box, "-sf", str(SCENARIOS / "register.xml"), "-inf", str(users), "-au", "201",
+               "-ap", "not-the-password", "-p", str(free_port()), "-mp", str(free_port()), "-m", "1",
+               "-timeout", "10s", cwd=tmp_path)  # fmt: skip
+    assert reg.returncode != 0
+    errors = "".join(p.read_text() for p in tmp_path.glob("register_*_errors.log"))
+    assert "401" in errors  # challenged again instead of 200
+
+
+def test_two_pjsua_phones_talk_through_the_anchored_relay(box: Daemon, tmp_path: Path) -> None:
+    tone = tmp_path / "tone.wav"
+    tone_wav(tone)
+    recorded = tmp_path / "heard-by-201.wav"
+    domain = f"127.0.0.1:{box.sip_port}"
+    a = PjPhone(
+        domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True
+    )
+    b = PjPhone(
+        domain=domain,
+        user="201",
+        password="pass-201-secret",
+        port=free_port(),
+        register=True,
+        auto_answer=True,
+    )
+    try:
+        a.wait_for("reg_state", code=200)
+        b.wait_for("reg_state", code=200)
+        a.send("play", wav=str(tone))
+        b.send("record", wav=str(recorded))
+        a.send("call", uri=f"sip:201@{domain}")
+        incoming = b.wait_for("incoming")
+        assert "101" in incoming["remote"]  # the caller's number reaches the callee
+        a.wait_for("call_state", state="CONFIRMED")
+        time.sleep(2.5)
+        b.send("hangup")  # BYE from the callee's side
+        a.wait_for("call_state", state="DISCONNECTED")
+        b.wait_for("call_state", state="DISCONNECTED")
+    finally:
+        a.close()
+        b.close()
+    freq, peak = dominant_frequency(recorded)
+    assert peak > 2000, "201 heard silence"
+    assert abs(freq - 1000) < 60, freq
+    (row,) = wait_cdrs(box, 1)
+    assert (row["disposition"], row["hangup_by"]) == ("answered", "callee")
+    import json
+
+    media = json.loads(row["extra"])["media"]
+    assert (
+        media["rtp_a_to_b_packets"] > 50 and media["rtp_b_to_a_packets"] > 50
+    )  # through the relay
+
+
+def test_bad_credentials_and_unknown_extension(box: Daemon) -> None:
+    domain = f"127.0.0.1:{box.sip_port}"
+    bad = PjPhone(
+        domain=domain, user="101", password="wrong-password", port=free_port(), register=True
+    )
+    try:
+        event = bad.wait_for("reg_state")
+        assert event["code"] in (401, 403)
+    finally:
+        bad.close()
+    a = PjPhone(
+        domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True
+    )
+    try:
+        a.wait_for("reg_state", code=200)
+        a.send("call", uri=f"sip:999@{domain}")
+        assert a.wait_for("call_state", state="DISCONNECTED")["code"] == 404
+        a.send("call", uri=f"sip:201@{domain}")  # known, but no phone registered
+        assert a.wait_for("call_state", state="DISCONNECTED")["code"] == 480
+    finally:
+        a.close()
+
+
+def test_caller_cancels_before_answer(box: Daemon) -> None:
+    domain = f"127.0.0.1:{box.sip_port}"
+    a = PjPhone(
+        domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True
+    )
+    b = PjPhone(
+        domain=domain, user="201", password="pass-201-secret", port=free_port(), register=True
+    )
+    try:
+        a.wait_for("reg_state", code=200)
+        b.wait_for("reg_state", code=200)
+        a.send("call", uri=f"sip:201@{domain}")
+        b.wait_for("incoming")
+        a.wait_for("call_state", state="EARLY")  # 180 relayed back to the caller
+        a.send("hangup")  # CANCEL
+        assert a.wait_for("call_state", state="DISCONNECTED")["code"] == 487
+        b.wait_for("call_state", state="DISCONNECTED")  # the CANCEL reached the callee
+    finally:
+        a.close()
+        b.close()
+    (row,) = wait_cdrs(box, 1)
+    assert row["disposition"] == "cancelled" and row["answer_epoch"] is None
+
+
+def test_call_over_tls_between_two_pjsua_phones(box: Daemon, tmp_path: Path) -> None:
+    tone = tmp_path / "tone.wav"
+    tone_wav(tone, freq=600)
+    recorded = tmp_path / "heard.wav"
+    domain = f"127.0.0.1:{box.sip_tls_port}"
+    a = PjPhone(
+        domain=domain,
+        user="101",
+        password="pass-101-secret",
+        port=free_port(),
+        register=True,
+        transport="tls",
+    )
+    b = PjPhone(domain=domain, user="201", password="pass-201-secret", port=free_port(), register=True, transport="tls", auto_answer=True)  # fmt: skip
+    try:
+        a.wait_for("reg_state", code=200)
+        b.wait_for("reg_state", code=200)
+        a.send("play", wav=str(tone))
+        b.send("record", wav=str(recorded))
+        a.send("call", uri=f"sip:201@{domain};transport=tls")
+        a.wait_for("call_state", state="CONFIRMED")
+        time.sleep(2)
+        a.send("hangup")
+        b.wait_for("call_state", state="DISCONNECTED")
+    finally:
+        a.close()
+        b.close()
+    freq, peak = dominant_frequency(recorded)
+    assert peak > 2000 and abs(freq - 600) < 40, (freq, peak)

@@ -1,0 +1,148 @@
+"""A real daemon (`skillepunkt run --board sim`) in a subprocess, for whole-box and interop tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str, timeout: float = 5) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[bytes]
+    data: Path
+    web: str
+    notify: socket.socket
+    log: Path
+    sip_port: int = 0
+    sip_tls_port: int = 0
+    messages: list[bytes] = field(default_factory=list)
+
+    def healthz(self) -> tuple[int, Any]:
+        return get_json(self.web + "/healthz")
+
+    def wait_healthy(self, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"daemon exited: {self.log.read_text()[-3000:]}"
+            try:
+                status, last = self.healthz()
+                if status == 200 and last["status"] == "ok":
+                    return dict(last)
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"not healthy after {timeout} s: {last}")
+
+    def notifications(self, timeout: float = 0.0) -> list[bytes]:
+        """Every sd_notify datagram received so far (waiting up to ``timeout`` for one more)."""
+        self.notify.settimeout(timeout or 0.001)
+        try:
+            while True:
+                self.messages.append(self.notify.recv(4096))
+                self.notify.settimeout(0.001)
+        except (TimeoutError, BlockingIOError):
+            pass
+        return self.messages
+
+    @property
+    def console_path(self) -> str:
+        return (self.data / "console.pty").read_text().strip()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "firmware.cli", *args, "--data", str(self.data)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def stop(self, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def start_daemon(tmp_path: Path, config: str | None = None, *, watchdog: bool = False) -> Daemon:
+    """Start the box on free ports with its data under ``tmp_path``; ``config`` is YAML
+    imported first (as an installer would with `skillepunkt config import`)."""
+    data = tmp_path / "data"
+    if config is not None:
+        doc = tmp_path / "config.yaml"
+        doc.write_text(config)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "firmware.cli",
+                "config",
+                "import",
+                str(doc),
+                "--data",
+                str(data),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    port = free_port()
+    ports = {"sip": free_port(), "sip_tls": free_port()}
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    env.pop("WATCHDOG_PID", None)
+    env.pop("WATCHDOG_USEC", None)
+    if watchdog:
+        env["WATCHDOG_USEC"] = "400000"
+    log = tmp_path / "daemon.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "firmware.cli", "run", "--board", "sim",
+                "--data", str(data), "--web-port", str(port),
+                "--sip-port", str(ports["sip"]), "--sip-tls-port", str(ports["sip_tls"]),
+                "--tftp-port", str(free_port()),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )  # fmt: skip
+    return Daemon(
+        proc,
+        data,
+        f"http://127.0.0.1:{port}",
+        notify,
+        log,
+        sip_port=ports["sip"],
+        sip_tls_port=ports["sip_tls"],
+    )
+
+
+def stop_daemon(d: Daemon) -> None:
+    if d.proc.poll() is None:
+        d.proc.kill()
+        d.proc.wait()
+    d.notify.close()
