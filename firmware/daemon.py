@@ -50,7 +50,7 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
 
 def build(options: DaemonOptions) -> App:
     from .console import ConsoleService
-    from .sip.service import SipService
+    from .core.sip_service import SipService
     from .web import WebService
 
     data_dir = options.data_dir.resolve()

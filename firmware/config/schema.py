@@ -151,6 +151,9 @@ def _algorithms(value: list[str]) -> list[str]:
     return value
 
 
+_DIGEST_DEFAULT: tuple[Literal["SHA-256", "MD5"], ...] = ("SHA-256", "MD5")
+
+
 class Sip(Model):
     """SIP stack policy. Digest challenges go out in this order (RFC 8760: strongest
     first); clients that only take the first challenge and know only MD5 (SIPp, some
@@ -158,7 +161,7 @@ class Sip(Model):
 
     digest_algorithms: Annotated[
         list[Literal["SHA-256", "MD5"]], Field(min_length=1), AfterValidator(_algorithms)
-    ] = Field(default_factory=lambda: ["SHA-256", "MD5"])
+    ] = Field(default_factory=lambda: list(_DIGEST_DEFAULT))
 
 
 class User(Model):

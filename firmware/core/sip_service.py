@@ -14,19 +14,20 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from firmware.core.causes import cause_for_sip_status
-from firmware.core.cdr import CdrError, CdrStore, disposition_for
+from firmware.config import ConfigChanged
 from firmware.media.ports import PortAllocator
+from firmware.sip.b2bua import B2BUA, Caller
+from firmware.sip.digest import DigestAuthenticator
+from firmware.sip.endpoint import EndpointConfig, SipEndpoint
+from firmware.sip.location import LocationService
+from firmware.sip.message import Request, Response
+from firmware.sip.options import options_response
+from firmware.sip.peer import Peer
+from firmware.sip.registrar import Registrar, UserDirectory
 from firmware.system.certs import ensure_certificate, server_context
 
-from .b2bua import B2BUA, Caller
-from .digest import DigestAuthenticator
-from .endpoint import EndpointConfig, SipEndpoint
-from .location import LocationService
-from .message import Request, Response
-from .options import options_response
-from .peer import Peer
-from .registrar import Registrar, UserDirectory
+from .causes import cause_for_sip_status
+from .cdr import CdrError, CdrStore, disposition_for
 from .routing import ExtensionRouter
 
 if TYPE_CHECKING:
@@ -78,8 +79,10 @@ class CdrLog:
         self._answered.discard(call_id)
         by = {"caller": "caller", "callee": "callee"}.get(hangup_by, "box")
         abandoned = status == 487 and by == "caller"  # the caller hung up while it rang
-        normal = answered or abandoned or status is None or status < 300
-        cause = 16 if normal else cause_for_sip_status(status)
+        if answered or abandoned or status is None or status < 300:
+            cause = 16
+        else:
+            cause = cause_for_sip_status(status)
         self._submit(
             lambda: self.store.end(
                 call_id,
@@ -130,6 +133,13 @@ class SipService:
             tu=self,
         )
         router = ExtensionRouter(users, location, authenticator, registrar.guard)
+        router.set_trunks(app.store.section("trunks"))
+
+        def trunks_changed(event: ConfigChanged) -> None:
+            if "trunks" in event.sections:
+                router.set_trunks(app.store.section("trunks"))
+
+        unfollow_trunks = app.bus.subscribe(ConfigChanged, trunks_changed)
         self.b2bua = B2BUA(endpoint, router, ports.host, PortAllocator(*RTP_PORTS), cdr_log)
         try:
             await endpoint.start()
@@ -140,6 +150,7 @@ class SipService:
                 cdrs.heartbeat()
         finally:
             unfollow()
+            unfollow_trunks()
             await endpoint.close()
             cdr_log.close()
             cdrs.close()

@@ -1,24 +1,26 @@
 """Who may call and where a dialled number rings: the B2BUA's injected ``Router``.
 
 The first dial plan of the box: an extension calls by digest-authenticating its INVITE
-(the same password and brute-force guard as REGISTER); a dialled extension rings the
-phone(s) registered for it, reached where their REGISTER came from (NAT-safe). Calls to
-numbers that are not extensions are refused (404) until trunks and the core dial plan
-route them.
+(the same password and brute-force guard as REGISTER); a call from a configured trunk
+is trusted by its source address (as carriers' SIP trunks are: IP-authenticated, no
+digest); a dialled extension rings the phone(s) registered for it, reached where their
+REGISTER came from (NAT-safe). Calls to numbers that are not extensions are refused
+(404) until the core dial plan routes them out through trunks.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
-from .b2bua import Caller, Target
-from .dialog import new_tag
-from .digest import DigestAuthenticator, DigestError, parse_credentials
-from .location import LocationService
-from .message import Request, Response
-from .peer import Peer
-from .registrar import AuthGuard, UserDirectory
-from .uri import SipUri
+from firmware.sip.b2bua import Caller, Target
+from firmware.sip.dialog import new_tag
+from firmware.sip.digest import DigestAuthenticator, DigestError, parse_credentials
+from firmware.sip.location import LocationService
+from firmware.sip.message import Request, Response
+from firmware.sip.peer import Peer
+from firmware.sip.registrar import AuthGuard, UserDirectory
+from firmware.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,23 @@ class ExtensionRouter:
         self.location = location
         self.authenticator = authenticator
         self.guard = guard
+        self.trunks: dict[tuple[str, int], str] = {}  # (IP, port) -> trunk name
+
+    def set_trunks(self, trunks: list[dict[str, object]]) -> None:
+        """Trust calls from these trunks' addresses (IP literals; names need DNS, later)."""
+        table: dict[tuple[str, int], str] = {}
+        for trunk in trunks:
+            host, port = trunk.get("host"), trunk.get("port", 5060)
+            if isinstance(host, str) and isinstance(port, int) and _is_ip(host):
+                table[(host, port)] = str(trunk.get("name"))
+        self.trunks = table
 
     def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
-        """Digest auth of an INVITE (407 challenge, as proxies and PBXes do)."""
+        """Trunk by source address, else digest auth (407 challenge, as PBXes do)."""
+        if (peer.host, peer.port) in self.trunks:
+            uri = request.from_.uri
+            number = uri.user if isinstance(uri, SipUri) and uri.user else "anonymous"
+            return Caller(number=number, display=request.from_.display_name)
         if self.guard.blocked(peer.host, ()):
             return request.make_response(403, to_tag=new_tag())
         credentials = None
@@ -81,3 +97,11 @@ class ExtensionRouter:
                 continue
             targets.append(Target(uri=uri, peer=peer, callee=dialled))
         return targets or 480
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
