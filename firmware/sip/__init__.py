@@ -21,6 +21,7 @@ from firmware.sip.errors import (
 from firmware.sip.fields import CSeq, MediaType, NameAddr, Via, parse_name_addr, parse_via
 from firmware.sip.framing import KEEPALIVE, KeepAlive, StreamFramer, message_length
 from firmware.sip.headers import Headers, canonical_name
+from firmware.sip.location import Binding, LocationError, LocationService
 from firmware.sip.message import (
     REASON_PHRASES,
     Message,
@@ -29,6 +30,8 @@ from firmware.sip.message import (
     error_response,
     parse_message,
 )
+from firmware.sip.options import options_response
+from firmware.sip.registrar import AuthGuard, Registrar, RegistrarSettings, UserDirectory
 from firmware.sip.syntax import Params, quote, unquote
 from firmware.sip.uri import (
     AbsoluteUri,
@@ -53,13 +56,19 @@ __all__ = [
     "MAX_VIA_COUNT",
     "REASON_PHRASES",
     "AbsoluteUri",
+    "AuthGuard",
+    "Binding",
     "CSeq",
     "Headers",
     "KeepAlive",
+    "LocationError",
+    "LocationService",
     "MediaType",
     "Message",
     "NameAddr",
     "Params",
+    "Registrar",
+    "RegistrarSettings",
     "Request",
     "Response",
     "SipParseError",
@@ -67,11 +76,13 @@ __all__ = [
     "StreamFramer",
     "Uri",
     "UriParams",
+    "UserDirectory",
     "Via",
     "canonical_name",
     "error_response",
     "message_length",
     "normalize_escapes",
+    "options_response",
     "parse_message",
     "parse_name_addr",
     "parse_uri",
@@ -79,4 +90,68 @@ __all__ = [
     "quote",
     "unescape",
     "unquote",
+]
+
+# --- transactions (RFC 3261 §17, RFC 6026), transports and the endpoint ---
+from firmware.sip.endpoint import (
+    BaseTransactionUser,
+    ClientTransaction,
+    EndpointConfig,
+    SipEndpoint,
+    TransactionUser,
+)
+from firmware.sip.hop import (
+    make_ack,
+    make_cancel,
+    new_branch,
+    response_peer,
+    stamp_via,
+)
+from firmware.sip.peer import Peer
+from firmware.sip.timers import TimerConfig
+from firmware.sip.transaction import TransactionLayer, TransactionStats
+from firmware.sip.transport import SipTransport, TransportOptions, TransportStats
+from firmware.sip.txn_events import (
+    AckReceived,
+    CancelRequested,
+    Event,
+    RequestReceived,
+    ResponseReceived,
+    Send,
+    StrayResponse,
+    Terminated,
+    Timeout,
+    TransportError,
+    TxnId,
+)
+
+__all__ += [
+    "AckReceived",
+    "BaseTransactionUser",
+    "CancelRequested",
+    "ClientTransaction",
+    "EndpointConfig",
+    "Event",
+    "Peer",
+    "RequestReceived",
+    "ResponseReceived",
+    "Send",
+    "SipEndpoint",
+    "SipTransport",
+    "StrayResponse",
+    "Terminated",
+    "Timeout",
+    "TimerConfig",
+    "TransactionLayer",
+    "TransactionStats",
+    "TransactionUser",
+    "TransportError",
+    "TransportOptions",
+    "TransportStats",
+    "TxnId",
+    "make_ack",
+    "make_cancel",
+    "new_branch",
+    "response_peer",
+    "stamp_via",
 ]
