@@ -29,6 +29,8 @@ class Ports:
     sip: int = 5060
     sip_tls: int = 5061
     tftp: int = 6969
+    rtp_first: int = 10000  # media relay ports (even RTP, odd RTCP), inclusive
+    rtp_last: int = 19999
 
 
 @dataclass

@@ -36,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sip-port", type=int, default=Ports.sip)
     run.add_argument("--sip-tls-port", type=int, default=Ports.sip_tls)
     run.add_argument("--tftp-port", type=int, default=Ports.tftp)
+    run.add_argument(
+        "--rtp-ports",
+        type=_port_range,
+        default=(Ports.rtp_first, Ports.rtp_last),
+        metavar="FIRST-LAST",
+        help=f"media relay port range (default {Ports.rtp_first}-{Ports.rtp_last})",
+    )
     run.add_argument("--log-level", default=os.environ.get("SKILLEPUNKT_LOG", "INFO"))
 
     cfg = sub.add_parser("config", help="validate, import or export the configuration (YAML)")
@@ -67,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("version", help="print the firmware version")
     return p
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    try:
+        first, last = (int(p) for p in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST, got {text!r}") from None
+    if not 1024 <= first < last <= 65535 or last - first < 3:
+        raise argparse.ArgumentTypeError(f"need 1024 <= FIRST < LAST <= 65535, got {text!r}")
+    return first, last
 
 
 def _read(file: str) -> bytes:
@@ -151,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     from .system.logs import setup_logging
 
     setup_logging(args.log_level.upper())
-    ports = Ports(args.host, args.web_port, args.sip_port, args.sip_tls_port, args.tftp_port)
+    first, last = args.rtp_ports
+    ports = Ports(
+        args.host, args.web_port, args.sip_port, args.sip_tls_port, args.tftp_port, first, last
+    )
     return run(DaemonOptions(board=args.board, data_dir=args.data, ports=ports))
 
 

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RTP_PORTS = (10000, 19999)
-
 
 class CdrLog:
     """B2BUA call events -> durable CDRs, written on a single background thread."""
@@ -140,7 +138,8 @@ class SipService:
                 router.set_trunks(app.store.section("trunks"))
 
         unfollow_trunks = app.bus.subscribe(ConfigChanged, trunks_changed)
-        self.b2bua = B2BUA(endpoint, router, ports.host, PortAllocator(*RTP_PORTS), cdr_log)
+        relay_ports = PortAllocator(ports.rtp_first, ports.rtp_last)
+        self.b2bua = B2BUA(endpoint, router, ports.host, relay_ports, cdr_log)
         try:
             await endpoint.start()
             ready()

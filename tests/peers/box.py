@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -87,6 +88,12 @@ class Daemon:
         return self.proc.wait(timeout)
 
 
+def rtp_range(size: int = 400) -> str:
+    """A media port range of its own for each test daemon (several run side by side)."""
+    first = 20000 + 2 * random.randrange(0, (40000 - size) // 2)
+    return f"{first}-{first + size - 1}"
+
+
 def start_daemon(tmp_path: Path, config: str | None = None, *, watchdog: bool = False) -> Daemon:
     """Start the box on free ports with its data under ``tmp_path``; ``config`` is YAML
     imported first (as an installer would with `skillepunkt config import`)."""
@@ -125,6 +132,7 @@ def start_daemon(tmp_path: Path, config: str | None = None, *, watchdog: bool = 
                 "--data", str(data), "--web-port", str(port),
                 "--sip-port", str(ports["sip"]), "--sip-tls-port", str(ports["sip_tls"]),
                 "--tftp-port", str(free_port()),
+                "--rtp-ports", rtp_range(),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -133,6 +133,9 @@ class Phone:
             pj.PJMEDIA_SRTP_MANDATORY if args.srtp else pj.PJMEDIA_SRTP_DISABLED
         )
         acfg.natConfig.sipOutboundUse = 0
+        acfg.mediaConfig.transportConfig.port = args.rtp_port  # own range: phones run side by side
+        acfg.mediaConfig.transportConfig.portRange = 20
+        acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
         self.account = Account(self)
         self.account.create(acfg)
 
@@ -236,6 +239,7 @@ def main() -> None:
     p.add_argument("--register", action="store_true")
     p.add_argument("--auto-answer", action="store_true")
     p.add_argument("--srtp", action="store_true")
+    p.add_argument("--rtp-port", type=int, default=4000)
     p.add_argument("--log-level", type=int, default=1)
     Phone(p.parse_args()).run()
 

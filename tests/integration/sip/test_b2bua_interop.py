@@ -289,3 +289,29 @@ def test_call_over_tls_between_two_pjsua_phones(box: Daemon, tmp_path: Path) -> 
         b.close()
     freq, peak = dominant_frequency(recorded)
     assert peak > 2000 and abs(freq - 600) < 40, (freq, peak)
+
+
+def test_hold_and_resume_with_reinvite_through_the_box(box: Daemon) -> None:
+    """A re-INVITE (sendonly, then sendrecv) crosses the box with its SDP re-anchored."""
+    domain = f"127.0.0.1:{box.sip_port}"
+    a = PjPhone(domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True)
+    b = PjPhone(domain=domain, user="201", password="pass-201-secret", port=free_port(), register=True, auto_answer=True)  # fmt: skip
+    try:
+        a.wait_for("reg_state", code=200)
+        b.wait_for("reg_state", code=200)
+        a.send("call", uri=f"sip:201@{domain}")
+        a.wait_for("call_state", state="CONFIRMED")
+        b.wait_for("media", status=1)  # PJSUA_CALL_MEDIA_ACTIVE
+        a.send("hold")
+        b.wait_for("media", status=3)  # PJSUA_CALL_MEDIA_REMOTE_HOLD: B sees the hold
+        a.wait_for("media", status=2)  # PJSUA_CALL_MEDIA_LOCAL_HOLD: A's offer was answered
+        a.send("unhold")
+        # active again: B answered the sendrecv offer through the box with sendrecv
+        a.wait_for("media", status=1)
+        a.send("hangup")
+        b.wait_for("call_state", state="DISCONNECTED")
+    finally:
+        a.close()
+        b.close()
+    (row,) = wait_cdrs(box, 1)
+    assert row["disposition"] == "answered"
