@@ -28,6 +28,8 @@ class PjPhone:
             user,
             "--port",
             str(port),
+            "--rtp-port",  # a range of its own: phones and boxes run side by side
+            str(30000 + 2 * random.randrange(0, 10000)),
         ]
         if password:
             args += ["--password", password]

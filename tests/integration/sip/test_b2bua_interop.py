@@ -294,7 +294,9 @@ def test_call_over_tls_between_two_pjsua_phones(box: Daemon, tmp_path: Path) -> 
 def test_hold_and_resume_with_reinvite_through_the_box(box: Daemon) -> None:
     """A re-INVITE (sendonly, then sendrecv) crosses the box with its SDP re-anchored."""
     domain = f"127.0.0.1:{box.sip_port}"
-    a = PjPhone(domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True)
+    a = PjPhone(
+        domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True
+    )
     b = PjPhone(domain=domain, user="201", password="pass-201-secret", port=free_port(), register=True, auto_answer=True)  # fmt: skip
     try:
         a.wait_for("reg_state", code=200)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import random
 import secrets
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,28 @@ TORTURE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "sip-tortu
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
     b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, LoopFactory]:
+    """Every test here runs on the stdlib loop and on uvloop (what the daemon uses):
+    the two differ where it matters to a transport (uvloop's TLS transport is not an
+    asyncio.Transport, for one). SIPp modules pick uvloop only."""
+    factories: dict[str, LoopFactory] = {"asyncio": asyncio.new_event_loop}
+    if importlib.util.find_spec("uvloop") is not None:
+        import uvloop
+
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+#: for the slow SIPp modules: the production loop only (falls back when uvloop is absent)
+production_loop = pytest.mark.asyncio(
+    loop_factories=["uvloop" if importlib.util.find_spec("uvloop") else "asyncio"]
 )
 
 needs_sipp = pytest.mark.skipif(

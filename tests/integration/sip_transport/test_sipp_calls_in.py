@@ -12,9 +12,9 @@ import pytest
 
 from firmware.sip.endpoint import SipEndpoint
 
-from .conftest import HERE, TORTURE_DIR, TestUas, needs_sipp, run_sipp
+from .conftest import HERE, TORTURE_DIR, TestUas, needs_sipp, production_loop, run_sipp
 
-pytestmark = [pytest.mark.peer, needs_sipp]
+pytestmark = [pytest.mark.peer, needs_sipp, production_loop]
 
 Uas = tuple[SipEndpoint, TestUas]
 

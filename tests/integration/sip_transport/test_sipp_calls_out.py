@@ -13,9 +13,9 @@ import pytest
 from firmware.sip.endpoint import EndpointConfig, SipEndpoint
 from firmware.sip.peer import Peer
 
-from .conftest import SippResult, TestUac, free_port, needs_sipp, run_sipp
+from .conftest import SippResult, TestUac, free_port, needs_sipp, production_loop, run_sipp
 
-pytestmark = [pytest.mark.peer, needs_sipp]
+pytestmark = [pytest.mark.peer, needs_sipp, production_loop]
 
 
 @contextlib.asynccontextmanager
