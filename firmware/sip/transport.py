@@ -25,7 +25,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from firmware.sip.errors import SipParseError
 from firmware.sip.framing import KEEPALIVE, StreamFramer
@@ -101,9 +101,10 @@ class _Stream(asyncio.Protocol):
         self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.owner._register(self, transport)
+        # duck-typed: uvloop's TLS transport is not an asyncio.Transport subclass
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
+        self.owner._register(self, stream)
 
     def data_received(self, data: bytes) -> None:
         owner = self.owner

@@ -77,6 +77,42 @@ def free_port(kind: int = socket.SOCK_DGRAM, span: int = 1) -> int:
     raise RuntimeError("no free port")
 
 
+class UdpProbe(asyncio.DatagramProtocol):
+    """A bare UDP peer that works on every loop (uvloop has no ``sock_sendto``)."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait(data)
+
+    @property
+    def port(self) -> int:
+        assert self.transport is not None
+        return int(self.transport.get_extra_info("sockname")[1])
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, address)
+
+    async def recv(self, timeout: float) -> bytes:
+        return await asyncio.wait_for(self.received.get(), timeout)
+
+
+@contextlib.asynccontextmanager
+async def udp_probe() -> AsyncIterator[UdpProbe]:
+    loop = asyncio.get_running_loop()
+    transport, probe = await loop.create_datagram_endpoint(UdpProbe, local_addr=("127.0.0.1", 0))
+    try:
+        yield probe
+    finally:
+        transport.close()
+
+
 @dataclass
 class SippResult:
     returncode: int

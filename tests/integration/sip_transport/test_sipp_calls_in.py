@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import socket
 from pathlib import Path
 
 import pytest
 
 from firmware.sip.endpoint import SipEndpoint
 
-from .conftest import HERE, TORTURE_DIR, TestUas, needs_sipp, production_loop, run_sipp
+from .conftest import (
+    HERE,
+    TORTURE_DIR,
+    TestUas,
+    needs_sipp,
+    production_loop,
+    run_sipp,
+    udp_probe,
+)
 
 pytestmark = [pytest.mark.peer, needs_sipp, production_loop]
 
@@ -131,15 +138,12 @@ async def test_malformed_datagrams_during_calls(uas: Uas, tmp_path: Path) -> Non
     calls = asyncio.create_task(
         run_sipp(["-sn", "uac", target(endpoint), "-m", "40", "-r", "20"], tmp_path)
     )
-    loop = asyncio.get_running_loop()
     answers: dict[str, int | None] = {}
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
+    async with udp_probe() as probe:
         for name, data in messages.items():
-            await loop.sock_sendto(sock, data, (host, port))
+            probe.send(data, (host, port))
             try:
-                reply = await asyncio.wait_for(loop.sock_recv(sock, 65535), 0.5)
+                reply = await probe.recv(0.5)
             except TimeoutError:
                 answers[name] = None
                 continue

@@ -19,7 +19,7 @@ from firmware.sip.peer import Peer
 from firmware.sip.transport import TransportOptions
 from firmware.system.certs import ensure_certificate, server_context
 
-from .conftest import TORTURE_DIR, TestUas, running_uas
+from .conftest import TORTURE_DIR, TestUas, running_uas, udp_probe
 
 Uas = tuple[SipEndpoint, TestUas]
 
@@ -183,13 +183,10 @@ async def test_rport_and_received_from_an_ephemeral_port(uas: Uas) -> None:
     """Via says 192.0.2.1:5999 with ;rport; the answer must come back to our socket."""
     endpoint, _ = uas
     host, port = endpoint.address("udp") or ("", 0)
-    loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        mine = sock.getsockname()[1]
-        await loop.sock_sendto(sock, options("UDP", "192.0.2.1", 5999), (host, port))
-        reply = await asyncio.wait_for(loop.sock_recv(sock, 65535), 3)
+    async with udp_probe() as probe:
+        mine = probe.port
+        probe.send(options("UDP", "192.0.2.1", 5999), (host, port))
+        reply = await probe.recv(3)
     answer = parse_message(reply)
     assert isinstance(answer, Response) and answer.status == 200
     via = answer.top_via
@@ -204,17 +201,14 @@ async def test_malformed_datagram_answered_to_its_source(uas: Uas) -> None:
     bad = options("UDP", "192.0.2.1", 5999, rport=False).replace(
         b"Max-Forwards: 70", b"Max-Forwards: lots"
     )
-    loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        await loop.sock_sendto(sock, bad, (host, port))
-        reply = await asyncio.wait_for(loop.sock_recv(sock, 65535), 3)
+    async with udp_probe() as probe:
+        probe.send(bad, (host, port))
+        reply = await probe.recv(3)
         assert reply.startswith(b"SIP/2.0 400 ")
-        await loop.sock_sendto(sock, b"\x00\xff garbage \r\n\r\n", (host, port))  # unanswerable
-        await loop.sock_sendto(sock, b"\r\n\r\n", (host, port))  # a ping: ignored
+        probe.send(b"\x00\xff garbage \r\n\r\n", (host, port))  # unanswerable
+        probe.send(b"\r\n\r\n", (host, port))  # a ping: ignored
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(loop.sock_recv(sock, 65535), 0.3)
+            await probe.recv(0.3)
     stats = endpoint.transport.stats
     assert (stats.malformed, stats.answered_malformed, stats.keepalives) == (2, 1, 1)
 
