@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -92,6 +93,13 @@ async def _report(app: App, notifier: Notifier) -> None:
 
 async def serve(options: DaemonOptions) -> int:
     app = build(options)
+    # The long-lived start-up objects never need collecting again; and the SIP hot path
+    # allocates many short-lived containers, so the young generation may grow larger
+    # before a collection (measured: the transaction layer runs ~2x faster without
+    # frequent gen-0 collections).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     notifier = Notifier()
     console_file = app.data_dir / CONSOLE_PTY_FILE
     if app.board.console_peer:
