@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from ..storage import connect, migrate
 from .errors import ConfigError, Problem
 from .migrations import MIGRATIONS
 from .schema import SCHEMA_VERSION, SECTIONS, Document
@@ -56,11 +56,8 @@ class ConfigStore:
         # One connection, shared by the loop and worker threads (password checks): every
         # use of it goes through this lock, so rowcount/lastrowid belong to the caller.
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self.db = connect(path, synchronous="FULL")
+        migrate(self.db, MIGRATIONS)
 
     @classmethod
     def open(cls, data_dir: Path | str) -> ConfigStore:
@@ -76,32 +73,6 @@ class ConfigStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- schema ---------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
-        )
-        done = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations")}
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version in done:
-                continue
-            statements = [s for s in script.split(";") if s.strip()]
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                if self.db.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version=?", (version,)
-                ).fetchone():
-                    self.db.execute("ROLLBACK")  # another process migrated meanwhile
-                    continue
-                for statement in statements:
-                    self.db.execute(statement)
-                self.db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, _now()))
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
 
     # -- reading --------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TextIO, TypeVar
 
+from firmware.storage import connect, migrate
+
 from .causes import cause_name
 
 __all__ = [
@@ -316,12 +318,9 @@ class CdrStore:
         # One connection shared by the event loop and worker threads; the lock makes each
         # transaction (and rowcount/lastrowid) belong to one caller.
         self.lock = threading.RLock()
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        self.db = connect(path, synchronous="FULL")
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            migrate(self.db, MIGRATIONS)
             now = self._now()
             with self._transaction(touch=False) as db:
                 cur = db.execute(
@@ -353,25 +352,6 @@ class CdrStore:
         self.close()
 
     # -- plumbing -------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)"
-        )
-        done = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations")}
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version in done:
-                continue
-            with self._transaction(touch=False) as db:
-                if db.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version=?", (version,)
-                ).fetchone():
-                    continue  # another process migrated meanwhile
-                for statement in (s for s in script.split(";") if s.strip()):
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?)", (version, _iso(self._now()))
-                )
 
     def _now(self) -> float:
         return _epoch("clock", self._clock())

@@ -37,6 +37,7 @@ from typing import Any, Final, Literal
 
 from firmware.sip.peer import Peer, Transport
 from firmware.sip.uri import Uri, parse_uri
+from firmware.storage import connect, migrate
 
 __all__ = [
     "DB_NAME",
@@ -342,20 +343,25 @@ class LocationService:
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         target = ":memory:" if self.path is None else str(self.path)
-        db = sqlite3.connect(target, isolation_level=None, timeout=30.0, check_same_thread=False)
+        mode: Literal["FULL", "NORMAL"] = "FULL" if synchronous == "FULL" else "NORMAL"
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
-            self._migrate(db)
+            db = connect(target, synchronous=mode, foreign_keys=False)
+        except sqlite3.DatabaseError as exc:
+            return self._corrupt(exc, synchronous)
+        try:
+            migrate(db, MIGRATIONS)
         except sqlite3.DatabaseError as exc:
             db.close()
-            if isinstance(exc, sqlite3.OperationalError) or self.path is None:
-                raise  # locked, read-only, full disk...: not ours to throw away
-            return self._start_over(exc, synchronous)
+            return self._corrupt(exc, synchronous)
         except BaseException:
             db.close()
             raise
         return db
+
+    def _corrupt(self, exc: sqlite3.DatabaseError, synchronous: str) -> sqlite3.Connection:
+        if isinstance(exc, sqlite3.OperationalError) or self.path is None:
+            raise exc  # locked, read-only, full disk...: not ours to throw away
+        return self._start_over(exc, synchronous)
 
     def _start_over(self, exc: sqlite3.DatabaseError, synchronous: str) -> sqlite3.Connection:
         """A corrupt location.db is set aside, not fatal: bindings come back as phones refresh."""
@@ -367,33 +373,6 @@ class LocationService:
                 old.rename(f"{self.path}.corrupt-{stamp}{suffix}")
         log.error("location database unreadable, starting empty", extra={"error": str(exc)})
         return self._connect(synchronous)
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, applied_at TEXT)"
-        )
-        done = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version in done:
-                continue
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if not db.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
-                ).fetchone():
-                    for statement in (s for s in script.split(";") if s.strip()):
-                        db.execute(statement)
-                    db.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?)",
-                        (version, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
 
     def _load(self) -> None:
         """Read the stored bindings: lapsed ones are deleted, connection ids forgotten."""
