@@ -254,7 +254,10 @@ class B2BUA:
         b_call_id = new_call_id(self.media_address)
         b_tag = new_tag()
         display = f'"{call.caller.display}" ' if call.caller.display else ""
-        host = target.peer.hostport
+        # From/To name the callee and caller at the box, never at the callee's own address
+        # (a phone's call history must call back through the box)
+        own = self.endpoint.address(target.peer.transport) or self.endpoint.address("udp")
+        host = f"{own[0]}:{own[1]}" if own else self.media_address
         headers = [
             ("Max-Forwards", str(max(0, (a.max_forwards or 70) - 1))),
             ("From", f"{display}<sip:{call.caller.number}@{host}>;tag={b_tag}"),
