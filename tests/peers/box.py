@@ -94,7 +94,13 @@ def rtp_range(size: int = 400) -> str:
     return f"{first}-{first + size - 1}"
 
 
-def start_daemon(tmp_path: Path, config: str | None = None, *, watchdog: bool = False) -> Daemon:
+def start_daemon(
+    tmp_path: Path,
+    config: str | None = None,
+    *,
+    watchdog: bool = False,
+    rtp_ports: str | None = None,
+) -> Daemon:
     """Start the box on free ports with its data under ``tmp_path``; ``config`` is YAML
     imported first (as an installer would with `skillepunkt config import`)."""
     data = tmp_path / "data"
@@ -132,7 +138,7 @@ def start_daemon(tmp_path: Path, config: str | None = None, *, watchdog: bool = 
                 "--data", str(data), "--web-port", str(port),
                 "--sip-port", str(ports["sip"]), "--sip-tls-port", str(ports["sip_tls"]),
                 "--tftp-port", str(free_port()),
-                "--rtp-ports", rtp_range(),
+                "--rtp-ports", rtp_ports or rtp_range(),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
