@@ -341,7 +341,7 @@ class Step:
     ok: int = 0
     failed: int = 0
     uas_failed: int = 0
-    retransmissions: int = 0
+    retransmissions: int = 0  # by the UAC and the UAS (a lost or late message)
     elapsed: float = 0.0
     cpu_s: float = 0.0  # the target's CPU over the step and its tail, net of idle CPU
     loop_cpu_s: float = math.nan  # of that, the main thread's (the box's event loop)
@@ -472,6 +472,7 @@ class Target:
         name = f"uac-{self.name}-{rate}{tag}"
         step = Step(self.name, rate, hold, calls)
         uas_before = self.uas_failures()
+        uas_retrans_before = stat_int(self.sipp.stats(self.uas_name), "Retransmissions(C)")
         records_before = self.count_records() if self.records is not None else None
         drops_before = (udp_drops(self.port) or 0, udp_drops(self.uas_port) or 0)
         uac_drops = 0
@@ -512,7 +513,9 @@ class Target:
         stats = self.sipp.stats(name)
         step.ok = stat_int(stats, "SuccessfulCall(C)")
         step.failed = stat_int(stats, "FailedCall(C)")
-        step.retransmissions = stat_int(stats, "Retransmissions(C)")
+        step.retransmissions = stat_int(stats, "Retransmissions(C)") + max(
+            0, stat_int(self.sipp.stats(self.uas_name), "Retransmissions(C)") - uas_retrans_before
+        )
         step.setup_ms = sipp_duration_ms(stats.get("ResponseTimesetup(C)", ""))
         step.uas_failed = max(0, self.uas_failures() - uas_before)
         if not step.note:
