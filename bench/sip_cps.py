@@ -2,32 +2,35 @@
 
 A SIPp UAC calls a SIPp UAS through the target: INVITE - 200 - ACK - BYE - 200, no media,
 no pause before the BYE (``bench/sip/uac.xml``, ``bench/sip/uas.xml``: the same two
-scenarios for both targets). Through the box every call is two dialogs (the B2BUA's leg
-A and leg B) plus an anchored media relay session; through Kamailio (``tm``/``sl``/
-``rr``/``maxfwd``, 4 children, ``bench/sip/kamailio.cfg``) it is two stateful
-transactions and a record-routed dialog the proxy keeps no state for.
+scenarios for both targets, no 180). Through the box every call is two dialogs (the
+B2BUA's legs A and B) plus an anchored media relay session (4 UDP ports); the UAC is
+trusted as a trunk by its source address, the UAS registered as extension 201. Through
+Kamailio (``tm``/``sl``/``rr``/``maxfwd``, 4 children, ``bench/sip/kamailio.cfg``) a call
+is two stateful transactions and a record-routed dialog the proxy keeps no state for.
 
-The rate steps up (x1.5) from ``--start`` calls/s; each step places ``rate x hold``
-calls at ``rate`` calls/s and is *held* when every call succeeded at the UAC and the
-UAS and the run did not stretch (SIPp could place the calls on time). After the first
-failing step one bisection step is tried between the last held and the failed rate.
-Reported per target: the highest rate held, the ratio box/Kamailio, the target's CPU
-per call (``/proc/PID/stat`` utime+stime over the step and the work it left behind,
-net of the target's idle CPU), and the mean call setup time SIPp saw.
+The rate steps up (x1.5) from ``--start`` calls/s; a step places ``rate x hold`` calls at
+``rate`` calls/s and is *held* when every call succeeded at the UAC and at the UAS and
+the run did not stretch (<= 5 % + 1 s over ``hold``). After the first failing step the
+target is restarted (an overloaded box keeps calls whose ACK or BYE it dropped, with
+their media ports) and one bisection step runs. Reported per target: the highest rate
+held, the ratio box/Kamailio, the target's CPU per call (utime+stime of all its
+processes and threads over the step and the work it left behind, net of its idle CPU;
+for the box also its event loop thread alone), retransmissions, SIPp's mean setup time,
+datagrams the kernel dropped at each socket, and for the box how far its CDRs lag.
 
-Also measured on the box:
+Memory, on the box: per active call (RSS delta with ``--dialogs`` calls up at once), per
+registered contact through the daemon (RSS delta when 1,999 more extensions register:
+the configuration holds at most 2,000 users) and with 10,000 registrations in-process
+(``Registrar`` + ``LocationService`` as the daemon wires them: tracemalloc, and RSS in a
+second fresh process), and how its RSS grows over the rate steps.
 
-* memory per active call: N calls held open (SIPp ``-d``), daemon RSS delta / N. A
-  call is two dialogs, a relay session with 4 UDP sockets, and its transactions;
-* memory per registered contact, twice: through the daemon (RSS delta when 1,999 more
-  extensions register over SIPp: the configuration holds at most 2,000 users), and
-  with 10,000 registrations in-process (``Registrar`` + ``LocationService`` as the
-  daemon wires them, measured with tracemalloc and, in a second fresh process, RSS).
+``--profile`` adds a py-spy run of the box at its highest held rate (hot spots in the
+output and in RESULTS.md).
 
 Run: ``.venv/bin/python bench/sip_cps.py`` (about 10 minutes; writes bench/RESULTS.md),
-or ``--quick`` for a short smoke run (prints only). Every process it starts (SIPp,
-Kamailio, the daemon) is stopped on exit, Ctrl-C or failure. The machine is shared and
-has 2 cores: compare the ratio, not the absolute numbers.
+or ``--quick`` for a smoke run of about 3 minutes (prints only). Every process it starts
+(SIPp, Kamailio, the daemon) is stopped on exit, Ctrl-C, SIGTERM or failure. The machine
+is shared and has 2 cores: compare ratios, not absolute numbers.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -61,11 +65,9 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import peers.box  # noqa: E402
 from peers.box import Daemon, start_daemon, stop_daemon  # noqa: E402
 
 COMMAND = ".venv/bin/python bench/sip_cps.py"  # + the options given
-KAMAILIO_MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 KAMAILIO_CHILDREN = 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 UAS_EXTENSION = "201"
@@ -75,8 +77,8 @@ GOAL_CPS = 1000
 SIPP_BUFFER = 4 << 20  # SIPp's socket buffers (its default, 64 KiB, drops bursts)
 SIPP_MAX_CALLS = 15_000  # -l: SIPp wants open calls + sockets below the fd limit (20,000)
 # The box's own default media range (4 ports a call: 2,500 calls up at once). Test daemons
-# get a narrow random range each (peers.box.rtp_range) so that several run side by side;
-# a call-rate benchmark needs the real one.
+# get a narrow random range each (so that several run side by side); a call-rate
+# benchmark needs the real one.
 RTP_RANGE = "10000-19999"
 
 
@@ -111,24 +113,24 @@ def free_udp_ports(count: int = 1) -> int:
     raise RuntimeError("no free UDP ports on 127.0.0.1")
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (all its threads), in seconds; 0 if it is gone."""
+def stat_cpu_seconds(path: str) -> float:
+    """utime + stime from a ``/proc/.../stat`` file, in seconds; 0 if it is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(path).read_text()
     except OSError:
         return 0.0
     fields = text[text.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """CPU of one process, all its threads."""
+    return stat_cpu_seconds(f"/proc/{pid}/stat")
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
-    """utime + stime of one thread of ``pid``, in seconds; 0 if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU of one thread of ``pid``."""
+    return stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
 
 
 def process_tree(root: int) -> list[int]:
@@ -235,12 +237,22 @@ def stat_int(stats: dict[str, str], key: str) -> int:
         return 0
 
 
+# SIPp error log events: an aborted call and why, a message for a call already over
+_SIPP_EVENT = re.compile(
+    r"Aborting call on (unexpected message|UDP retransmission timeout|[a-zA-Z ]+?)"
+    r"(?: for|:| while)"
+    r"|Dead call \S+ \(([^)]*)\)"
+    r"|(Call-Id '\S+' timed out|Timeout on[^\n]*)"
+)
+
+
 @dataclass
 class Sipp:
     """Starts SIPp instances toward one target, all on 127.0.0.1, files under ``work``."""
 
     work: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)  # run name -> SIPp's pid
     extra_uac: tuple[str, ...] = ()  # more SIPp options for the UAC (debugging)
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
@@ -252,16 +264,33 @@ class Sipp:
         )  # fmt: skip
         out.close()
         self.processes.append(proc)
+        self.pids[name] = proc.pid
         return proc
 
     def stats(self, name: str) -> dict[str, str]:
         return read_sipp_stats(self.work / f"{name}.csv")
 
+    def error_text(self, name: str) -> str:
+        """SIPp's error log of the run named ``name`` (SCENARIO_PID_errors.log), or its
+        screen output."""
+        pid = self.pids.get(name)
+        logs = list(self.work.glob(f"*_{pid}_errors.log")) if pid else []
+        text = "".join(p.read_text(errors="replace") for p in logs)
+        if not text:
+            with contextlib.suppress(OSError):
+                text = (self.work / f"{name}.out").read_text(errors="replace")
+        return text
+
     def errors(self, name: str, limit: int = 1500) -> str:
-        """The start of the error log(s) of a SIPp run named ``name`` (for reports)."""
-        text = "".join(p.read_text(errors="replace") for p in self.work.glob(f"{name}*errors*"))
-        out = (self.work / f"{name}.out").read_text(errors="replace")
-        return (text or out)[:limit]
+        """The start of that error log (for exceptions)."""
+        return self.error_text(name)[:limit]
+
+    def failure_summary(self, name: str, top: int = 3) -> str:
+        """Why calls of the run named ``name`` failed, most frequent first."""
+        reasons: Counter[str] = Counter()
+        for m in _SIPP_EVENT.finditer(self.error_text(name)):
+            reasons[" ".join((m.group(1) or m.group(2) or m.group(3)).split())] += 1
+        return "; ".join(f"{n:,} x {why}" for why, n in reasons.most_common(top))
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
         stop_process(proc, grace=3)
@@ -520,8 +549,9 @@ class Target:
         step.uas_failed = max(0, self.uas_failures() - uas_before)
         if not step.note:
             if step.failed or step.uas_failed or step.ok != calls:
-                errors = self.sipp.errors(name, 400).replace("\n", " ")
-                step.note = f"failed calls; {errors}" if errors else "failed calls"
+                why = [self.sipp.failure_summary(name), self.sipp.failure_summary(self.uas_name)]
+                detail = " / UAS: ".join(w for w in why if w)
+                step.note = f"failed calls: {detail}" if detail else "failed calls"
             elif step.elapsed > hold * 1.05 + 1.0:
                 step.note = f"rate not held: {calls:,} calls took {step.elapsed:.1f} s"
         self.steps.append(step)
@@ -709,8 +739,6 @@ def run_box(
     """Start the daemon, register the UAS, measure memory, then step the call rate."""
     uac_port, uas_port = free_udp_ports(), free_udp_ports()
     config = box_config(uac_port, args.registrations_daemon)
-    if hasattr(peers.box, "rtp_range"):
-        peers.box.rtp_range = lambda size=0: RTP_RANGE  # type: ignore[attr-defined]
     sipp = Sipp(work)
     stack.callback(sipp.stop_all)
     target = Target("box", 0, 0, sipp, "", uas_port, single_loop=True)
@@ -726,7 +754,7 @@ def run_box(
         n = len(instances) + 1
         home = work / f"box-{n}"
         home.mkdir()
-        daemon = start_daemon(home, config)
+        daemon = start_daemon(home, config, rtp_ports=RTP_RANGE)
         stack.callback(stop_box, daemon)
         instances.append((daemon, None))
         daemon.wait_healthy(120)
@@ -1082,7 +1110,7 @@ class Report:
 
     def summary_rows(self) -> list[tuple[str, ...]]:
         anchor = self.kamailio.best if self.kamailio else None
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for target in self.targets():
             best = target.best
             ratio = "-"
@@ -1320,7 +1348,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--registrations", type=int, default=10_000, help="in-process registrations (0: skip)"
     )
-    p.add_argument("--profile", action="store_true", help="py-spy the box at its failing rate")
+    p.add_argument("--profile", action="store_true", help="py-spy the box at its highest held rate")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
     p.add_argument("--registrations-in-process", type=int, help=argparse.SUPPRESS)
@@ -1356,7 +1384,11 @@ def terminate_on_sigterm() -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {
+        s: signal.signal(s, handler)
+        for s in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(s) is not signal.SIG_IGN  # nohup stays nohup
+    }
     try:
         yield
     finally:
