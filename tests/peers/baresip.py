@@ -15,19 +15,19 @@ independent reading of the RFCs. Facts this driver relies on (baresip 1.0.0, Deb
 
 from __future__ import annotations
 
-import os
-import re
-import select
 import subprocess
-import time
 from pathlib import Path
 
+from .console_program import ConsoleProgram
+
 MODULES = ("stdio", "g711", "aufile", "aubridge", "account", "menu")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class Baresip:
+class Baresip(ConsoleProgram):
     """One baresip user agent with one registering account, its config under ``workdir``."""
+
+    name = "baresip"
+    quit_command = "/quit"
 
     def __init__(
         self,
@@ -58,76 +58,20 @@ class Baresip:
         (workdir / "accounts").write_text(
             f"<sip:{user}@{registrar}>;auth_pass={password};regint=600\n"
         )
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             ["baresip", "-f", str(workdir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=workdir,
         )
-        self.output = ""  # everything printed so far, colour codes removed
-        self._seen = 0  # wait_for searches after the end of its last match
-        self._raw = b""
+        super().__init__(proc)
         try:
             self.wait_for(r"baresip is ready")
         except BaseException:
             self.close()
             raise
 
-    def _read(self, timeout: float) -> bool:
-        """Append what baresip printed within ``timeout``; False once it has exited."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        readable, _, _ = select.select([fd], [], [], timeout)
-        if not readable:
-            return True
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return False
-        self._raw += chunk
-        self.output = ANSI.sub("", self._raw.decode(errors="replace"))
-        return True
-
-    def wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
-        """The next match of the regex ``pattern`` in the output (bounded by ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while True:
-            match = regex.search(self.output, self._seen)
-            if match:
-                self._seen = match.end()
-                return match
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read(min(remaining, 0.2)):
-                state = "exited" if self.proc.poll() is not None else "running"
-                raise AssertionError(
-                    f"baresip ({state}) printed no {pattern!r} within {timeout} s:\n"
-                    + self.output[-3000:]
-                )
-
-    def command(self, line: str) -> None:
-        """Type a menu command, e.g. "/dial sip:201@127.0.0.1:5060" or "/hangup"."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
     def wait_registered(self, timeout: float = 20) -> None:
         """Until the account's REGISTER got its 200 (after the digest challenge)."""
         self.wait_for(r"useragent registered successfully", timeout)
-
-    def close(self) -> None:
-        """/quit, then SIGTERM, then SIGKILL: never leaves the process behind."""
-        if self.proc.poll() is None:
-            try:
-                self.command("/quit")
-                self.proc.wait(5)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self.proc.terminate()
-                try:
-                    self.proc.wait(3)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()

@@ -15,15 +15,18 @@ Facts this driver relies on (linphonec 5.1, Debian):
 from __future__ import annotations
 
 import os
-import re
-import select
 import subprocess
 import time
 from pathlib import Path
 
+from .console_program import ConsoleProgram
 
-class Linphonec:
+
+class Linphonec(ConsoleProgram):
     """One linphonec with one registering account (proxy_0), its files under ``workdir``."""
+
+    name = "linphonec"
+    quit_wait = 10.0
 
     def __init__(
         self,
@@ -76,7 +79,7 @@ passwd={password}
 realm={realm}
 """
         )
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             ["linphonec", "-c", str(rc), "-d", "4", "-l", str(self.log)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -84,9 +87,7 @@ realm={realm}
             cwd=workdir,
             env={**os.environ, "HOME": str(home)},
         )
-        self.output = ""  # everything printed on stdout so far
-        self._seen = 0  # wait_for searches after the end of its last match
-        self._raw = b""
+        super().__init__(proc)
         try:
             self.command("soundcard use files")
             self.wait_for(r"Using wav files instead of soundcard")
@@ -94,19 +95,8 @@ realm={realm}
             self.close()
             raise
 
-    def _read(self, timeout: float) -> bool:
-        """Append what linphonec printed within ``timeout``; False once it has exited."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        readable, _, _ = select.select([fd], [], [], timeout)
-        if not readable:
-            return True
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return False
-        self._raw += chunk
-        self.output = self._raw.decode(errors="replace")
-        return True
+    def failure_detail(self) -> str:
+        return f"{self.output[-2000:]}\n--- log ---\n{self.log_tail()}"
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of liblinphone's own log (SIP messages included), for failure messages."""
@@ -114,29 +104,6 @@ realm={realm}
             return self.log.read_text(errors="replace")[-chars:]
         except FileNotFoundError:
             return "(no log)"
-
-    def wait_for(self, pattern: str, timeout: float = 20) -> re.Match[str]:
-        """The next match of the regex ``pattern`` in the output (bounded by ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        regex = re.compile(pattern)
-        while True:
-            match = regex.search(self.output, self._seen)
-            if match:
-                self._seen = match.end()
-                return match
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read(min(remaining, 0.2)):
-                state = "exited" if self.proc.poll() is not None else "running"
-                raise AssertionError(
-                    f"linphonec ({state}) printed no {pattern!r} within {timeout} s:\n"
-                    f"{self.output[-2000:]}\n--- log ---\n{self.log_tail()}"
-                )
-
-    def command(self, line: str) -> None:
-        """Type a console command, e.g. "call sip:101@127.0.0.1:5060" or "terminate"."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
 
     def wait_registered(self, timeout: float = 20) -> None:
         """Poll `proxy list` until proxy_0 says "registered: yes" (linphonec prints no event)."""
@@ -154,20 +121,3 @@ realm={realm}
         """Answer incoming calls from now on (waits until linphonec has taken the command)."""
         self.command("autoanswer enable")
         self.wait_for(r"Auto answer enabled")
-
-    def close(self) -> None:
-        """quit, then SIGTERM, then SIGKILL: never leaves the process behind."""
-        if self.proc.poll() is None:
-            try:
-                self.command("quit")
-                self.proc.wait(10)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self.proc.terminate()
-                try:
-                    self.proc.wait(3)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
