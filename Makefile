@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= ./var
 # Debian packages the firmware and its tests need (peers, browser, tools).
-APT_PACKAGES := chromium chromium-driver sip-tester kamailio baresip linphone-cli
+APT_PACKAGES := chromium chromium-driver sip-tester kamailio baresip linphone-cli \
+  libspandsp2 libspeexdsp1 espeak-ng sox rtpengine-daemon
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test deps apt lint bench clean
