@@ -1,1 +1,21 @@
-"""Binding to libspandsp: DTMF, tones, caller ID, echo cancelling, fax."""
+"""DSP for the box's audio, through libspandsp and libspeexdsp (cffi ABI mode).
+
+Audio everywhere is 8 kHz mono signed 16-bit linear in 20 ms frames of 160 samples, as numpy
+int16 arrays (bytes accepted); G.722 takes 16 kHz. No C pointer leaves this package; every
+object frees its C state on ``close()`` (or ``with``), with a finalizer as a safety net.
+"""
+
+from firmware.dsp._audio import FRAME_SAMPLES, SAMPLE_RATE
+from firmware.dsp.errors import DspError
+from firmware.dsp.g722 import G722_SAMPLE_RATE, G722Decoder, G722Encoder
+from firmware.dsp.plc import Plc
+
+__all__ = [
+    "FRAME_SAMPLES",
+    "G722_SAMPLE_RATE",
+    "SAMPLE_RATE",
+    "DspError",
+    "G722Decoder",
+    "G722Encoder",
+    "Plc",
+]
