@@ -14,7 +14,6 @@ field. `rewrite_for_anchor` works on a copy so the peer's original stays compara
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import re
 import secrets
@@ -262,6 +261,22 @@ class Media(_Attributes):
         value = self.value("rtcp")
         return None if value is None else _parse_rtcp(value)
 
+    def copy(self) -> Media:
+        """A deep copy (see `SessionDescription.copy`)."""
+        c = self.connection
+        return Media(
+            self.kind,
+            self.port,
+            self.proto,
+            list(self.formats),
+            self.port_count,
+            self.title,
+            None if c is None else Connection(c.address, c.addrtype, c.nettype),
+            [Bandwidth(b.type, b.value) for b in self.bandwidths],
+            self.key,
+            [Attribute(a.name, a.value) for a in self.attributes],
+        )
+
     def lines(self) -> list[str]:
         port = self.port if self.port_count is None else f"{self.port}/{self.port_count}"
         out = [f"m={' '.join([self.kind, str(port), self.proto, *self.formats])}"]
@@ -323,8 +338,28 @@ class SessionDescription(_Attributes):
         return str(self).encode("utf-8")
 
     def copy(self) -> SessionDescription:
-        """A deep copy to edit without touching the original."""
-        return copy.deepcopy(self)
+        """A deep copy to edit without touching the original.
+
+        Written out field by field: `copy.deepcopy` of an offer cost ~100 µs, the
+        largest single item of an anchored call's signalling (strings are immutable
+        and shared; every mutable part is new).
+        """
+        o, c = self.origin, self.connection
+        return SessionDescription(
+            Origin(o.username, o.session_id, o.session_version, o.address, o.addrtype, o.nettype),
+            self.name,
+            self.info,
+            self.uri,
+            list(self.emails),
+            list(self.phones),
+            None if c is None else Connection(c.address, c.addrtype, c.nettype),
+            [Bandwidth(b.type, b.value) for b in self.bandwidths],
+            [Timing(t.start, t.stop, list(t.repeats)) for t in self.times],
+            self.zone,
+            self.key,
+            [Attribute(a.name, a.value) for a in self.attributes],
+            [m.copy() for m in self.media],
+        )
 
 
 # --------------------------------------------------------------------------- parsing

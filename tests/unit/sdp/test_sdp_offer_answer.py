@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy as stdlib_copy
+
 import pytest
 
 from firmware.sip.sdp import (
@@ -9,6 +11,7 @@ from firmware.sip.sdp import (
     PCMA,
     PCMU,
     TELEPHONE_EVENT,
+    Attribute,
     Codec,
     OriginManager,
     direction,
@@ -219,3 +222,25 @@ def test_restrict_codecs_drops_formats_and_their_attributes() -> None:
     assert parse_sdp(offer.to_bytes()) == offer
     restrict_codecs(media, [8])
     assert media.formats == ["8"] and media.values("fmtp") == []
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_copy_is_deep_and_equal(name: str) -> None:
+    original = parse_sdp(SAMPLES[name])
+    before = str(original)
+    dup = original.copy()
+    assert dup == stdlib_copy.deepcopy(original)  # the hand-written copy misses no field
+    assert str(dup) == before
+    # every mutable part is new: editing the copy leaves the original alone
+    dup.origin.session_version += 1
+    dup.times[0].repeats.append("604800 3600 0 90000")
+    dup.attributes.append(Attribute("x-test"))
+    for media in dup.media:
+        media.port += 2
+        media.formats.append("101")
+        media.attributes.clear()
+        if media.connection is not None:
+            media.connection.address = "192.0.2.99"
+    if dup.connection is not None:
+        dup.connection.address = "192.0.2.98"
+    assert str(original) == before
