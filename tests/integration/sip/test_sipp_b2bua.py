@@ -1,0 +1,236 @@
+"""SIPp on both sides of the box's B2BUA: SIPp A (caller) -> box -> SIPp B (callee).
+
+B registers as extension 201 (digest, MD5: the only algorithm SIPp 3.6 knows) and
+answers from the port it registered from. A is either extension 101 (registers and
+authenticates its INVITE) or a trunk trusted by its source address. Every test asserts
+SIPp's own verdict (exit code 0, call counters) on both sides, reads the SIP messages
+each side saw where the box must have rewritten something (status codes, SDP), and
+checks the box afterwards: its CDRs (data directory) and that no call is left up (every
+CDR closed, no media relay port still bound by the daemon).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from peers.box import Daemon, rtp_range, start_daemon, stop_daemon
+from peers.sipp import SippProcess, SippResult, SippRunner, SipMessage, free_udp_ports
+
+pytestmark = [pytest.mark.peer, pytest.mark.slow]
+
+SCENARIOS = Path(__file__).with_name("scenarios")
+CALLER = "4533221100"  # the trunk caller's number
+PASSWORDS = {"101": "pass-101-secret", "201": "pass-201-secret"}
+
+
+@dataclass
+class Rig:
+    """The box, a SIPp runner, the trunk caller's port and the box's media port range."""
+
+    box: Daemon
+    sipp: SippRunner
+    trunk_port: int
+    rtp: tuple[int, int]
+    work: Path
+
+    # -- SIPp on each side ------------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.box.sip_port}"
+
+    def register(self, extension: str, port: int, name: str = "") -> SippResult:
+        """REGISTER ``extension`` with digest auth from ``port`` (the callee answers there)."""
+        users = self.work / f"users-{extension}-{port}.csv"
+        users.write_text(f"SEQUENTIAL\n{extension};\n")
+        result = self.sipp.run(
+            name or f"register-{extension}-{port}",
+            "-inf", str(users), "-au", extension, "-ap", PASSWORDS[extension],
+            scenario=SCENARIOS / "register.xml", target=self.target, port=port, timeout_s=30,
+        )  # fmt: skip
+        assert result.returncode == 0 and result.successful == 1, result.describe()
+        return result
+
+    def callee(
+        self, scenario: str, *args: str, calls: int = 1, name: str = "b", timeout_s: float = 60
+    ) -> SippProcess:
+        """SIPp B: registers as 201, then answers ``calls`` calls with ``scenario``."""
+        port = free_udp_ports()
+        self.register("201", port, name=f"{name}-register")
+        uas = self.sipp.start(
+            name, *args, scenario=SCENARIOS / scenario, port=port, calls=calls,
+            timeout_s=timeout_s,
+        )  # fmt: skip
+        uas.wait_listening(port)
+        return uas
+
+    def caller(
+        self,
+        scenario: str,
+        *args: str,
+        calls: int = 1,
+        name: str = "a",
+        rate: float = 5,
+        timeout_s: float = 60,
+    ) -> SippProcess:
+        """SIPp A on the trunk's address (trusted, no digest) calling 201."""
+        return self.sipp.start(
+            name, "-s", "201", "-key", "caller", CALLER, *args,
+            scenario=SCENARIOS / scenario, target=self.target, port=self.trunk_port,
+            calls=calls, rate=rate, timeout_s=timeout_s,
+        )  # fmt: skip
+
+    # -- the box afterwards -----------------------------------------------------------
+
+    def cdrs(self) -> list[sqlite3.Row]:
+        db = sqlite3.connect(f"file:{self.box.data / 'cdr.db'}?mode=ro", uri=True)
+        db.row_factory = sqlite3.Row
+        try:
+            return db.execute("SELECT * FROM calls ORDER BY id").fetchall()
+        finally:
+            db.close()
+
+    def relay_ports(self) -> set[int]:
+        """Media relay ports the daemon still has open (a call still up holds 4)."""
+        first, last = self.rtp
+        return {p for p in udp_ports_of(self.box.proc.pid) if first <= p <= last}
+
+    def wait_idle(self, calls: int, timeout: float = 40) -> list[sqlite3.Row]:
+        """The box's CDRs once ``calls`` of them are closed and no call is left up:
+        every CDR closed and no relay port open (bounded by ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = self.cdrs()
+            open_rows = [r for r in rows if r["end_epoch"] is None]
+            ports = self.relay_ports()
+            if len(rows) >= calls and not open_rows and not ports:
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"box not idle after {timeout} s: {len(rows)} CDRs ({len(open_rows)} open, "
+                    f"{calls} expected), relay ports still bound: {sorted(ports)[:12]}\n"
+                    + self.box.log.read_text(errors="replace")[-3000:]
+                )
+            time.sleep(0.2)
+
+
+def udp_ports_of(pid: int) -> set[int]:
+    """Local ports of the UDP sockets process ``pid`` holds (its fds matched to
+    /proc/net/udp by inode): exact even when other daemons use nearby ports."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path(f"/proc/{pid}/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9 and fields[9] in inodes:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def box_config(trunk_port: int) -> str:
+    users = "".join(
+        f'  - {{extension: "{ext}", name: User {ext}, sip_password: "{pw}"}}\n'
+        for ext, pw in PASSWORDS.items()
+    )
+    return (
+        f"users:\n{users}"
+        f"trunks:\n  - {{name: carrier, host: 127.0.0.1, port: {trunk_port}, registration: false}}\n"
+        "sip: {digest_algorithms: [MD5]}\n"  # SIPp 3.6 knows MD5 only
+    )
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    trunk_port = free_udp_ports()
+    ports = rtp_range()
+    first, last = (int(p) for p in ports.split("-"))
+    box = start_daemon(tmp_path, box_config(trunk_port), rtp_ports=ports)
+    sipp = SippRunner(tmp_path / "sipp")
+    try:
+        box.wait_healthy()
+        yield Rig(box, sipp, trunk_port, (first, last), tmp_path)
+    finally:
+        sipp.close()
+        stop_daemon(box)
+
+
+def sdp_media(message: SipMessage) -> tuple[str, int, str]:
+    """(connection address, audio port, direction attribute) of a message's SDP."""
+    body = message.body
+    conn = re.search(r"^c=IN IP4 (\S+)", body, re.MULTILINE)
+    media = re.search(r"^m=audio (\d+) ", body, re.MULTILINE)
+    direction = re.search(r"^a=(sendrecv|sendonly|recvonly|inactive)\s*$", body, re.MULTILINE)
+    assert conn and media, f"no usable SDP in:\n{message}"
+    return conn.group(1), int(media.group(1)), direction.group(1) if direction else "sendrecv"
+
+
+def assert_anchored(rig: Rig, message: SipMessage, *, not_port: int) -> tuple[str, int, str]:
+    """The message's SDP names the box's relay (its address and a port of its media
+    range), never the party on the other side (``not_port``)."""
+    address, port, direction = sdp_media(message)
+    first, last = rig.rtp
+    assert address == "127.0.0.1" and first <= port <= last and port != not_port, (
+        f"SDP not anchored at the box ({rig.rtp}):\n{message}"
+    )
+    return address, port, direction
+
+
+def media_port(result: SippResult) -> int:
+    """The audio port a SIPp instance offered in its first SDP (its -mp)."""
+    for message in result.sent():
+        if "m=audio" in message.body:
+            return sdp_media(message)[1]
+    raise AssertionError(f"SIPp {result.name} sent no SDP")
+
+
+# -- 1, 2: calls with BYE from either side ------------------------------------------------
+
+
+def test_registered_extensions_call_with_digest_and_the_caller_hangs_up(rig: Rig) -> None:
+    """Both extensions REGISTER with MD5 digest; 101 calls 201 (407, authenticated
+    INVITE) and sends the BYE."""
+    uas = rig.callee("b2bua_uas.xml", calls=3)
+    a_port = free_udp_ports()
+    rig.register("101", a_port, name="a-register")
+    uac = rig.sipp.run(
+        "a", "-s", "201", "-key", "caller", "101", "-au", "101", "-ap", PASSWORDS["101"],
+        "-d", "300", scenario=SCENARIOS / "uac_auth.xml", target=rig.target, port=a_port,
+        calls=3, rate=2,
+    )  # fmt: skip
+    assert uac.returncode == 0 and uac.successful == 3, uac.describe()
+    b = uas.wait(30)
+    assert b.returncode == 0 and b.successful == 3, b.describe()
+    rows = rig.wait_idle(3)
+    assert [(r["caller_number"], r["callee_dialled"], r["disposition"], r["hangup_by"])
+            for r in rows] == [("101", "201", "answered", "caller")] * 3  # fmt: skip
+    # B saw the caller's number at the box (topology hiding), never A's own address
+    invite = b.received(method="INVITE")[0]
+    assert re.search(r"<sip:101@127\.0\.0\.1:%d>" % rig.box.sip_port, invite.header("From") or "")
+    assert f":{a_port}" not in invite.text
+
+
+def test_callee_hangs_up(rig: Rig) -> None:
+    """B sends the BYE; the box answers it and BYEs A."""
+    uas = rig.callee("b2bua_uas_bye.xml", "-d", "500", calls=2)
+    uac = rig.caller("b2bua_uac_wait_bye.xml", calls=2).wait(60)
+    assert uac.returncode == 0 and uac.successful == 2, uac.describe()
+    b = uas.wait(30)
+    assert b.returncode == 0 and b.successful == 2, b.describe()
+    rows = rig.wait_idle(2)
+    assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "callee")}
+    # the BYE A got is in A's dialog: A's Call-ID, A's tag as To, the box's as From
+    for bye in uac.received(method="BYE"):
+        assert bye.header("Call-ID") in {m.header("Call-ID") for m in uac.sent(method="INVITE")}
