@@ -318,6 +318,7 @@ class CdrStore:
         # One connection shared by the event loop and worker threads; the lock makes each
         # transaction (and rowcount/lastrowid) belong to one caller.
         self.lock = threading.RLock()
+        self._batching = False
         self.db = connect(path, synchronous="FULL")
         try:
             migrate(self.db, MIGRATIONS)
@@ -361,9 +362,21 @@ class CdrStore:
         """BEGIN IMMEDIATE .. COMMIT under the lock; any exception rolls back (nothing written).
 
         `touch` advances this run's last-seen time in the same commit (no extra fsync).
+        Inside `batch` a step is a SAVEPOINT instead: a step that fails rolls back alone,
+        and the batch's single COMMIT makes all the others durable at once.
         """
         with self.lock:
             db = self.db
+            if self._batching:
+                db.execute("SAVEPOINT step")
+                try:
+                    yield db
+                    db.execute("RELEASE step")
+                except BaseException:
+                    db.execute("ROLLBACK TO step")
+                    db.execute("RELEASE step")
+                    raise
+                return
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -375,6 +388,35 @@ class CdrStore:
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # a failed COMMIT may already have rolled back
+                    db.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every step (start/answer/end/...) made inside is one SAVEPOINT
+        of a single transaction, committed (one fsync) when the block exits.
+
+        A step that raises (CdrError, say) is undone alone and the exception goes to its
+        caller as usual; the others still commit. An exception escaping the block rolls
+        the whole batch back. Not re-entrant. Holds the store's lock throughout.
+        """
+        with self.lock:
+            if self._batching:
+                raise RuntimeError("CDR batches do not nest")
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            self._batching = True
+            try:
+                yield
+                self._batching = False
+                db.execute(
+                    "UPDATE runs SET last_seen_epoch = max(last_seen_epoch, ?) WHERE id = ?",
+                    (self._now(), self.run_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                self._batching = False
+                if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
 

@@ -1,16 +1,17 @@
 """The "sip" service of the daemon: endpoint, registrar, location, B2BUA and CDRs wired up.
 
 This is the transaction user of the endpoint: REGISTER goes to the registrar, OPTIONS
-is answered, INVITEs and in-dialog requests go to the B2BUA. CDR writes (an fsync each)
-run on one writer thread so the event loop never waits for the disk.
+is answered, INVITEs and in-dialog requests go to the B2BUA. CDR steps are
+group-committed by one writer thread (`firmware.core.cdr_writer`), so the event loop
+never waits for the disk; their times are taken on the loop, when the step happened.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,8 @@ from firmware.sip.registrar import Registrar, UserDirectory
 from firmware.system.certs import ensure_certificate, server_context
 
 from .causes import cause_for_sip_status
-from .cdr import CdrError, CdrStore, disposition_for
+from .cdr import CdrStore, disposition_for
+from .cdr_writer import CdrWriter
 from .routing import ExtensionRouter
 
 if TYPE_CHECKING:
@@ -37,26 +39,38 @@ log = logging.getLogger(__name__)
 
 
 class CdrLog:
-    """B2BUA call events -> durable CDRs, written on a single background thread."""
+    """B2BUA call events -> durable CDRs through a `CdrWriter` (group commit off the loop).
 
-    def __init__(self, store: CdrStore) -> None:
+    A step the writer's queue cannot take is logged in full instead (drop-to-log), so
+    overload never blocks the loop and never loses a CDR silently.
+    """
+
+    def __init__(self, store: CdrStore, writer: CdrWriter | None = None) -> None:
         self.store = store
-        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cdr")
+        self.writer = writer or CdrWriter(store)
         self._answered: set[str] = set()
+        self._last_at = 0.0
 
-    def _submit(self, fn: Callable[[], object]) -> None:
-        def run() -> None:
-            try:
-                fn()
-            except CdrError as exc:
-                log.warning("CDR not written", extra={"error": str(exc)})
+    def _now(self) -> float:
+        """Wall-clock time of a step, never going backwards (an NTP step back would
+        otherwise date an answer before its start, which the store refuses)."""
+        self._last_at = max(time.time(), self._last_at)
+        return self._last_at
 
-        self.pool.submit(run)
+    @property
+    def backlog(self) -> int:
+        return self.writer.backlog
+
+    @staticmethod
+    def _dropped(what: str, **fields: object) -> None:
+        log.warning("CDR queue full: step logged, not stored", extra={"cdr": what, **fields})
 
     def started(self, call_id: str, caller: Caller, dialled: str) -> None:
-        self._submit(
-            lambda: self.store.start(
+        at = self._now()
+        if not self.writer.submit(
+            lambda store: store.start(
                 call_id,
+                at=at,
                 direction="internal",
                 caller_number=caller.number,
                 caller_name=caller.display,
@@ -64,11 +78,14 @@ class CdrLog:
                 caller_tech="sip",
                 callee_tech="sip",
             )
-        )
+        ):
+            self._dropped("start", call_id=call_id, caller=caller.number, dialled=dialled, at=at)
 
     def answered(self, call_id: str) -> None:
         self._answered.add(call_id)
-        self._submit(lambda: self.store.answer(call_id))
+        at = self._now()
+        if not self.writer.submit(lambda store: store.answer(call_id, at)):
+            self._dropped("answer", call_id=call_id, at=at)
 
     def ended(
         self, call_id: str, status: int | None, hangup_by: str, media: dict[str, int]
@@ -81,19 +98,26 @@ class CdrLog:
             cause = 16
         else:
             cause = cause_for_sip_status(status)
-        self._submit(
-            lambda: self.store.end(
+        disposition = disposition_for(cause, answered=answered, hangup_by=by)
+        at = self._now()
+        if not self.writer.submit(
+            lambda store: store.end(
                 call_id,
-                disposition=disposition_for(cause, answered=answered, hangup_by=by),
+                at,
+                disposition=disposition,
                 hangup_by=by,
                 cause=cause,
                 status=status,
                 extra={"media": media},
             )
-        )
+        ):
+            self._dropped(
+                "end", call_id=call_id, disposition=str(disposition), hangup_by=by,
+                cause=cause, status=status, media=media, at=at,
+            )  # fmt: skip
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        self.writer.close()
 
 
 class SipService:
@@ -145,8 +169,7 @@ class SipService:
             ready()
             while True:
                 await asyncio.sleep(5)
-                registrar.sweep()
-                cdrs.heartbeat()
+                registrar.sweep()  # the CDR writer keeps the CDR heartbeat itself
         finally:
             unfollow()
             unfollow_trunks()
