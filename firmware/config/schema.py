@@ -164,12 +164,24 @@ class Sip(Model):
     ] = Field(default_factory=lambda: list(_DIGEST_DEFAULT))
 
 
+class Forward(Model):
+    """A user's call forwarding defaults (feature codes change them at runtime; see
+    firmware.core.features for which wins). Targets are other users' extensions."""
+
+    unconditional: Extension | None = None  # every call goes there instead
+    busy: Extension | None = None  # when busy (or DND)
+    no_answer: Extension | None = None  # after ringing no_answer_s seconds
+    no_answer_s: Annotated[int, Field(ge=5, le=120)] = 20
+
+
 class User(Model):
     extension: Extension
     name: Name
     sip_password: Password | None = None  # generated at import when absent; never logged
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     voicemail: bool = True
+    forward: Forward | None = None
+    dnd: bool = False  # do not disturb: callers hear busy (or go to the busy forward)
 
 
 class Trunk(Model):

@@ -132,6 +132,18 @@ def _cross_references(raw: dict[str, Any]) -> Iterator[Problem]:
     schedules = {_text(s.get("name")) for _, s in _items(raw, "schedules")}
     numbers = set(owners)
 
+    for i, user in _items(raw, "users"):
+        forward, own = user.get("forward"), _text(user.get("extension"))
+        if not isinstance(forward, dict):
+            continue
+        for kind in ("unconditional", "busy", "no_answer"):
+            target = _text(forward.get(kind))
+            if target is None:
+                continue
+            if target == own:
+                yield Problem(f"users[{i}].forward.{kind}", "a user cannot forward to itself")
+            elif target not in users:
+                yield Problem(f"users[{i}].forward.{kind}", f"no user has extension {target!r}")
     for i, phone in _items(raw, "phones"):
         ext = _text(phone.get("extension"))
         if ext is not None and ext not in users:
