@@ -6,15 +6,20 @@ object frees its C state on ``close()`` (or ``with``), with a finalizer as a saf
 """
 
 from firmware.dsp._audio import FRAME_SAMPLES, SAMPLE_RATE
+from firmware.dsp.dtmf import DTMF_DIGITS, DtmfEvent, DtmfReceiver, DtmfSender
 from firmware.dsp.errors import DspError
 from firmware.dsp.g722 import G722_SAMPLE_RATE, G722Decoder, G722Encoder
 from firmware.dsp.plc import Plc
 
 __all__ = [
+    "DTMF_DIGITS",
     "FRAME_SAMPLES",
     "G722_SAMPLE_RATE",
     "SAMPLE_RATE",
     "DspError",
+    "DtmfEvent",
+    "DtmfReceiver",
+    "DtmfSender",
     "G722Decoder",
     "G722Encoder",
     "Plc",

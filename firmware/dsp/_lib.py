@@ -1,7 +1,8 @@
 """The cffi ABI-mode declarations of libspandsp 0.0.6 and libspeexdsp, loaded lazily.
 
 Private to the package: no cffi object leaves ``firmware.dsp``. The declarations are written
-from the libraries' public API (spandsp 0.0.6, speexdsp 1.2); every state is opaque and
+from the libraries' public API as Debian ships it (spandsp 0.0.6, whose ``dtmf_tx_init``
+takes no callback and whose ``dtmf_rx_parms`` takes whole dB; speexdsp 1.2); every state is opaque and
 allocated by its ``*_init(NULL, ...)`` so no struct layout is assumed.
 """
 
@@ -23,15 +24,13 @@ ffi.cdef(
     """
     /* digits and tone reports (dtmf.h, super_tone_rx.h, async.h) */
     typedef void (*digits_rx_callback_t)(void *user_data, const char *digits, int len);
-    typedef void (*digits_tx_callback_t)(void *user_data);
     typedef void (*tone_report_func_t)(void *user_data, int code, int level, int delay);
     typedef void (*tone_segment_func_t)(void *data, int f1, int f2, int duration);
     typedef void (*put_msg_func_t)(void *user_data, const uint8_t *msg, int len);
 
     typedef struct dtmf_tx_state_s dtmf_tx_state_t;
     typedef struct dtmf_rx_state_s dtmf_rx_state_t;
-    dtmf_tx_state_t *dtmf_tx_init(dtmf_tx_state_t *s, digits_tx_callback_t callback,
-                                  void *user_data);
+    dtmf_tx_state_t *dtmf_tx_init(dtmf_tx_state_t *s);
     int dtmf_tx_free(dtmf_tx_state_t *s);
     int dtmf_tx(dtmf_tx_state_t *s, int16_t amp[], int max_samples);
     int dtmf_tx_put(dtmf_tx_state_t *s, const char *digits, int len);
@@ -43,8 +42,8 @@ ffi.cdef(
     int dtmf_rx_free(dtmf_rx_state_t *s);
     void dtmf_rx_set_realtime_callback(dtmf_rx_state_t *s, tone_report_func_t callback,
                                        void *user_data);
-    void dtmf_rx_parms(dtmf_rx_state_t *s, int filter_dialtone, float twist,
-                       float reverse_twist, float threshold);
+    void dtmf_rx_parms(dtmf_rx_state_t *s, int filter_dialtone, int twist, int reverse_twist,
+                       int threshold);
     int dtmf_rx(dtmf_rx_state_t *s, const int16_t amp[], int samples);
     int dtmf_rx_status(dtmf_rx_state_t *s);
 
