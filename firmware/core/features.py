@@ -182,6 +182,7 @@ class FeatureStore:
                 for ext, (_state, basis) in self._overrides.items()
                 if ext not in config or config[ext].key() != basis
             }
+            self._config = config  # the new defaults hold even if the drop below fails
             if stale:
                 with self._transaction() as db:
                     db.executemany(
@@ -191,8 +192,7 @@ class FeatureStore:
                     "feature-code changes replaced by the configuration",
                     extra={"extensions": ",".join(sorted(stale))},
                 )
-            overrides = {e: o for e, o in self._overrides.items() if e not in stale}
-            self._config, self._overrides = config, overrides
+            self._overrides = {e: o for e, o in self._overrides.items() if e not in stale}
         return stale
 
     # -- changing -----------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from firmware.sip.registrar import AuthGuard, UserDirectory
 from firmware.sip.uri import SipUri, unescape
 
 from .dialplan import DialPlan, ExtensionMatch, FeatureMatch, NoMatch
-from .features import FeatureStore
+from .features import FeatureError, FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,10 @@ class ExtensionRouter:
         features reconciled with the new configuration (``FeatureStore.configure``)."""
         entries = [u for u in users if isinstance(u.get("extension"), str)]
         self.plan = DialPlan(str(u["extension"]) for u in entries)
-        self.features.configure(entries)
+        try:
+            self.features.configure(entries)
+        except FeatureError as exc:  # stale overrides stay until the next change; calls go on
+            log.error("feature defaults not applied", extra={"error": str(exc)})
 
     def set_trunks(self, trunks: list[dict[str, object]]) -> None:
         """Trust calls from these trunks' addresses (IP literals; names need DNS, later)."""
