@@ -94,7 +94,7 @@ def test_abort_and_errors(tmp_path: Path) -> None:
         Recorder(tmp_path / "taken.wav")
     with pytest.raises(RecorderError, match="no such directory"):
         Recorder(tmp_path / "nope" / "x.wav")
-    with pytest.raises(RecorderError, match=".wav"):
+    with pytest.raises(RecorderError, match=r"recordings are \.wav files"):
         Recorder(tmp_path / "x.mp3")
     with pytest.raises(RecorderError, match="max_seconds"):
         Recorder(tmp_path / "y.wav", max_seconds=0)
