@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from firmware.config import ConfigChanged
-from firmware.media.ports import PortAllocator
+from firmware.media.relay import RelayPorts
 from firmware.sip.b2bua import B2BUA, Caller
 from firmware.sip.digest import DigestAuthenticator
 from firmware.sip.endpoint import EndpointConfig, SipEndpoint
@@ -30,6 +31,7 @@ from firmware.system.certs import ensure_certificate, server_context
 from .causes import cause_for_sip_status
 from .cdr import CdrStore, disposition_for
 from .cdr_writer import CdrWriter
+from .features import FeatureStore
 from .routing import ExtensionRouter
 
 if TYPE_CHECKING:
@@ -154,15 +156,23 @@ class SipService:
             ),
             tu=self,
         )
-        router = ExtensionRouter(users, location, authenticator, registrar.guard)
+        features = FeatureStore.open(app.data_dir)
+        router = ExtensionRouter(users, location, authenticator, registrar.guard, features)
         router.set_trunks(app.store.section("trunks"))
+        router.set_users(app.store.section("users"))
 
         def trunks_changed(event: ConfigChanged) -> None:
             if "trunks" in event.sections:
                 router.set_trunks(app.store.section("trunks"))
+            if "users" in event.sections:
+                router.set_users(app.store.section("users"))
 
         unfollow_trunks = app.bus.subscribe(ConfigChanged, trunks_changed)
-        relay_ports = PortAllocator(ports.rtp_first, ports.rtp_last)
+        # released media port pairs stay bound for the next calls (see RelayPorts); the
+        # idle ones may take at most an eighth of the file descriptors
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        max_idle = 1024 if nofile == resource.RLIM_INFINITY else min(1024, nofile // 16)
+        relay_ports = RelayPorts(ports.rtp_first, ports.rtp_last, max_idle=max_idle)
         self.b2bua = B2BUA(endpoint, router, ports.host, relay_ports, cdr_log)
         try:
             await endpoint.start()
@@ -174,9 +184,11 @@ class SipService:
             unfollow()
             unfollow_trunks()
             await endpoint.close()
+            relay_ports.close()
             cdr_log.close()
             cdrs.close()
             location.close()
+            features.close()
 
     # -- transaction user ---------------------------------------------------------------
 

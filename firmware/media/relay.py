@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 
 from firmware.media.latch import RTP_HEADER, Addr, Latch, is_rtcp, is_rtp
-from firmware.media.ports import PortAllocator
+from firmware.media.ports import DEFAULT_FIRST_PORT, DEFAULT_LAST_PORT, PortAllocator
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,11 @@ def _drop(data: bytes, addr: Addr) -> None:
 
 
 class _Endpoint(asyncio.DatagramProtocol):
-    """One socket of a leg. ``out`` is the same-kind socket of the other leg."""
+    """One socket of a leg. ``out`` is the same-kind socket of the other leg.
+
+    Outlives a session when its socket is pooled (`RelayPorts`): `attach` gives it a
+    fresh latch and zeroed counters for the next call.
+    """
 
     __slots__ = (
         "bytes",
@@ -89,24 +95,30 @@ class _Endpoint(asyncio.DatagramProtocol):
         "ignored",
         "latch",
         "loop",
+        "on_closed",
         "out",
         "packets",
         "send_errors",
         "sendto",
-        "session",
         "source",
         "transport",
         "unroutable",
     )
     valid: Callable[[bytes], bool] = staticmethod(is_rtp)
 
-    def __init__(self, session: RelaySession, latch: Latch) -> None:
-        self.session = session
-        self.latch = latch
-        self.loop = asyncio.get_running_loop()
-        self.out: _Endpoint = self
+    def __init__(self, loop: asyncio.AbstractEventLoop | None, relatch_after: float) -> None:
+        self.loop = loop
+        self.on_closed: Callable[[], None] = _nothing
         self.transport: asyncio.DatagramTransport | None = None
         self.sendto: Callable[[bytes, Addr], None] = _drop
+        self.attach(relatch_after)
+
+    def attach(self, relatch_after: float | None) -> None:
+        """Start over: nothing latched, nowhere to send, counters 0. A new session wires
+        `out` next; ``relatch_after`` None makes the socket deaf (idle in a pool: what
+        arrives is counted as ignored and dropped)."""
+        self.latch = _DEAF if relatch_after is None else Latch(relatch_after)
+        self.out: _Endpoint = _NOWHERE
         self.source: Addr | None = None  # latched source, mirrors latch.source
         self.dest: Addr | None = None  # where to send toward this side, mirrors latch.target
         self.packets = self.bytes = self.dropped = self.ignored = 0
@@ -119,7 +131,7 @@ class _Endpoint(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.sendto = _drop
-        self.session._endpoint_closed()
+        self.on_closed()
 
     def error_received(self, exc: Exception) -> None:
         self.send_errors += 1
@@ -142,7 +154,8 @@ class _Endpoint(asyncio.DatagramProtocol):
             self.dropped += 1
             return
         if addr != self.source:
-            if not self.latch.consider(addr, self.loop.time(), self.packets + self.unroutable):
+            now = self.loop.time() if self.loop is not None else 0.0
+            if not self.latch.consider(addr, now, self.packets + self.unroutable):
                 self.ignored += 1
                 return
             self.source = addr
@@ -179,6 +192,34 @@ class _Endpoint(asyncio.DatagramProtocol):
         )
 
 
+class _DeafLatch(Latch):
+    """The latch of a socket no call owns: it never latches."""
+
+    __slots__ = ()
+
+    def consider(self, source: Addr, now: float, latched_count: int) -> bool:
+        return False
+
+
+def _nowhere() -> _Endpoint:
+    """The stand-in `out` of a socket wired to no other leg: its ``dest`` is None, so
+    nothing is ever sent (built without `attach`, which points `out` here)."""
+    nowhere = _Endpoint.__new__(_Endpoint)
+    nowhere.loop = None
+    nowhere.transport = None
+    nowhere.sendto = _drop
+    nowhere.latch = _DEAF
+    nowhere.out = nowhere
+    nowhere.source = nowhere.dest = None
+    nowhere.packets = nowhere.bytes = nowhere.dropped = nowhere.ignored = 0
+    nowhere.unroutable = nowhere.send_errors = 0
+    return nowhere
+
+
+_DEAF = _DeafLatch()
+_NOWHERE = _nowhere()
+
+
 class _RtcpEndpoint(_Endpoint):
     """RTCP is a few packets per second: always take the checked path."""
 
@@ -189,10 +230,13 @@ class _RtcpEndpoint(_Endpoint):
         self.forward(data, addr)
 
 
+def _nothing() -> None:
+    pass
+
+
 def _bind(family: int, address: str, port: int, dscp: int | None) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
     try:
-        sock.setblocking(False)
         if dscp is not None:
             try:
                 if family == socket.AF_INET6:
@@ -238,37 +282,199 @@ def _factory(endpoint: _Endpoint) -> Callable[[], _Endpoint]:
     return lambda: endpoint
 
 
+@functools.lru_cache(maxsize=4096)
+def _ip(host: str) -> tuple[str, int, bool]:
+    """(compressed text, version, unspecified) of an IP literal; ValueError for a name.
+    Cached: the same few phone and box addresses come back with every call."""
+    ip = ipaddress.ip_address(host)
+    return ip.compressed, ip.version, ip.is_unspecified
+
+
+class _Pair:
+    """A bound RTP/RTCP port pair of one leg, with its two endpoints."""
+
+    __slots__ = ("address", "dscp", "idle_since", "open", "port", "rtcp", "rtp")
+
+    def __init__(self, port: int, address: str, dscp: int | None, rtp: _Endpoint, rtcp: _Endpoint):
+        self.port = port
+        self.address = address
+        self.dscp = dscp
+        self.rtp = rtp
+        self.rtcp = rtcp
+        self.open = 0  # sockets whose transport exists and has not been lost
+        self.idle_since = 0.0
+
+    @property
+    def reusable(self) -> bool:
+        return (
+            self.open == 2
+            and self.rtp.transport is not None
+            and not self.rtp.transport.is_closing()
+            and self.rtcp.transport is not None
+            and not self.rtcp.transport.is_closing()
+        )
+
+
+async def _start_pair(
+    port: int,
+    socks: tuple[socket.socket, socket.socket],
+    address: str,
+    dscp: int | None,
+    relatch_after: float,
+    allocator: PortAllocator,
+) -> _Pair:
+    """Start the transports of a freshly bound pair (closing it all if that fails)."""
+    loop = asyncio.get_running_loop()
+    pair = _Pair(
+        port, address, dscp, _Endpoint(loop, relatch_after), _RtcpEndpoint(loop, relatch_after)
+    )
+    pending = [(pair.rtp, socks[0]), (pair.rtcp, socks[1])]
+    try:
+        while pending:
+            endpoint, sock = pending[0]
+            await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
+            pending.pop(0)
+            pair.open += 1
+    except BaseException:
+        for _, sock in pending:
+            sock.close()
+        _close_pair(pair, allocator)
+        raise
+    return pair
+
+
+def _close_pair(pair: _Pair, allocator: PortAllocator, then: Callable[[], None] = _nothing) -> None:
+    """Close both sockets; once both really are, the port goes back to ``allocator``
+    and ``then`` runs."""
+
+    def closed() -> None:
+        pair.open -= 1
+        if pair.open == 0:
+            allocator.release(pair.port)
+            then()
+
+    pair.rtp.on_closed = pair.rtcp.on_closed = closed
+    if pair.open == 0:
+        allocator.release(pair.port)
+        then()
+        return
+    for endpoint in (pair.rtp, pair.rtcp):
+        if endpoint.transport is not None and not endpoint.transport.is_closing():
+            endpoint.transport.close()
+
+
+class RelayPorts(PortAllocator):
+    """A `PortAllocator` that keeps the sockets of released pairs bound, for the next call.
+
+    Binding a leg's two sockets and starting their transports is most of what opening a
+    relay session costs (8 syscalls and 2 loop round trips per leg); at 1,000 calls/s
+    that is 4,000 sockets a second opened and closed. A pair a session gives back stays
+    bound in an idle FIFO and is handed out again once it has been idle ``quarantine``
+    seconds (so late packets of the call that ended meet no other call: while idle they
+    are read and dropped). At most ``max_idle`` pairs wait; beyond that the oldest is
+    closed and its port released. Pooled pairs count as allocated. Call `close` (the
+    owner's shutdown) to close the idle sockets.
+    """
+
+    def __init__(
+        self,
+        first: int = DEFAULT_FIRST_PORT,
+        last: int = DEFAULT_LAST_PORT,
+        *,
+        max_idle: int = 1024,
+        quarantine: float = 0.5,
+    ) -> None:
+        super().__init__(first, last)
+        self.max_idle = max(0, max_idle)
+        self.quarantine = quarantine
+        self._idle: deque[_Pair] = deque()
+        self.reused = 0  # pairs handed out again (for /metrics and tests)
+
+    @property
+    def idle(self) -> int:
+        """Pairs bound and waiting for a call."""
+        return len(self._idle)
+
+    def _take(
+        self, address: str, dscp: int | None, now: float, relatch_after: float
+    ) -> _Pair | None:
+        """The oldest idle pair out of quarantine, bound as asked; else None. When the
+        range is exhausted a pair still in quarantine is better than no call."""
+        idle = self._idle
+        while idle and not idle[0].reusable:  # closed under us (fatal socket error)
+            _close_pair(idle.popleft(), self)
+        if not idle:
+            return None
+        pair = idle[0]
+        if now - pair.idle_since < self.quarantine and self.available:
+            return None
+        if pair.address != address or pair.dscp != dscp:
+            return None  # another media address: the pool serves one at a time
+        idle.popleft()
+        pair.rtp.attach(relatch_after)
+        pair.rtcp.attach(relatch_after)
+        self.reused += 1
+        return pair
+
+    def _give(self, pair: _Pair, now: float) -> None:
+        if not pair.reusable or self.max_idle == 0:
+            _close_pair(pair, self)
+            return
+        pair.rtp.attach(None)  # deaf until the next call: arrivals are dropped
+        pair.rtcp.attach(None)
+        pair.idle_since = now
+        self._idle.append(pair)
+        while len(self._idle) > self.max_idle:
+            _close_pair(self._idle.popleft(), self)
+
+    def close(self) -> None:
+        """Close every idle pair (their ports return once the sockets are closed)."""
+        while self._idle:
+            _close_pair(self._idle.popleft(), self)
+
+
+def _give_back(pairs: dict[Leg, _Pair], allocator: PortAllocator, pool: RelayPorts | None) -> None:
+    """Undo a half-opened session: pooled pairs back to the pool, others closed."""
+    for pair in pairs.values():
+        if pool is not None and pair.reusable:
+            pool._give(pair, asyncio.get_running_loop().time())
+        else:
+            _close_pair(pair, allocator)
+
+
 class RelaySession:
     """The media anchor of one call: legs A and B, RTP and RTCP, both directions.
 
     Create with ``await RelaySession.open(address, allocator)``; advertise
     `port` (leg) in each leg's SDP; feed each leg's SDP remote to `set_remote`; end
     with `close` (+ `wait_closed`) or ``async with``. Ports go back to the allocator
-    once every socket is really closed, so a reused pair can always be bound again.
+    once every socket is really closed, so a reused pair can always be bound again;
+    with a `RelayPorts` allocator the pairs go back to its pool instead.
     """
 
     def __init__(
-        self, address: str, allocator: PortAllocator, family: int, relatch_after: float
+        self,
+        address: str,
+        allocator: PortAllocator,
+        family: int,
+        pairs: dict[Leg, _Pair],
     ) -> None:
         self.address = address
         self.allocator = allocator
         self.family = family
-        self._ports: dict[Leg, int] = {}
-        self._rtp: dict[Leg, _Endpoint] = {}
-        self._rtcp: dict[Leg, _Endpoint] = {}
+        self._pairs = pairs
+        self._ports: dict[Leg, int] = {leg: pair.port for leg, pair in pairs.items()}
+        self._rtp: dict[Leg, _Endpoint] = {leg: pair.rtp for leg, pair in pairs.items()}
+        self._rtcp: dict[Leg, _Endpoint] = {leg: pair.rtcp for leg, pair in pairs.items()}
         self._remote: dict[Leg, tuple[Addr | None, Addr | None]] = {
             Leg.A: (None, None),
             Leg.B: (None, None),
         }
-        for leg in Leg:
-            self._rtp[leg] = _Endpoint(self, Latch(relatch_after))
-            self._rtcp[leg] = _RtcpEndpoint(self, Latch(relatch_after))
-        for leg in Leg:
-            self._rtp[leg].out = self._rtp[leg.other]
-            self._rtcp[leg].out = self._rtcp[leg.other]
-        self._open = 0
+        a, b = pairs[Leg.A], pairs[Leg.B]
+        a.rtp.out, b.rtp.out, a.rtcp.out, b.rtcp.out = b.rtp, a.rtp, b.rtcp, a.rtcp
         self._closing = False
-        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending = 0  # pairs not yet given back (closed or pooled)
+        self._closed: asyncio.Future[None] | None = None
 
     @classmethod
     async def open(
@@ -283,30 +489,45 @@ class RelaySession:
 
         Raises `PortsExhaustedError` when the range is full, OSError when binding fails.
         """
-        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-        session = cls(address, allocator, family, relatch_after)
-        socks: list[tuple[_Endpoint, socket.socket]] = []
+        _, version, _ = _ip(address)
+        family = socket.AF_INET6 if version == 6 else socket.AF_INET
+        pool = allocator if isinstance(allocator, RelayPorts) else None
+        pairs: dict[Leg, _Pair] = {}
+        if pool is not None:
+            now = asyncio.get_running_loop().time()
+            for leg in (Leg.A, Leg.B):
+                pair = pool._take(address, dscp, now, relatch_after)
+                if pair is not None:
+                    pairs[leg] = pair
+        # Bind every missing pair before starting any transport, so that running out of
+        # ports gives every port back at once.
+        bound: dict[Leg, tuple[int, socket.socket, socket.socket]] = {}
         try:
-            for leg in Leg:
-                port, rtp, rtcp = _bind_pair(allocator, family, address, dscp)
-                session._ports[leg] = port
-                socks += [(session._rtp[leg], rtp), (session._rtcp[leg], rtcp)]
-            loop = asyncio.get_running_loop()
-            while socks:
-                endpoint, sock = socks[0]
-                await loop.create_datagram_endpoint(_factory(endpoint), sock=sock)
-                socks.pop(0)
-                session._open += 1
+            for leg in (Leg.A, Leg.B):
+                if leg not in pairs:
+                    bound[leg] = _bind_pair(allocator, family, address, dscp)
         except BaseException:
-            for _, sock in socks:
-                sock.close()
-            if session._open:
-                session.close()  # ports come back when the transports are closed
-            else:
-                for port in session._ports.values():
-                    allocator.release(port)
+            for port, rtp, rtcp in bound.values():
+                rtp.close()
+                rtcp.close()
+                allocator.release(port)
+            _give_back(pairs, allocator, pool)
             raise
-        return session
+        try:
+            while bound:
+                leg, (port, rtp, rtcp) = next(iter(bound.items()))
+                del bound[leg]
+                pairs[leg] = await _start_pair(
+                    port, (rtp, rtcp), address, dscp, relatch_after, allocator
+                )
+        except BaseException:
+            for port, rtp, rtcp in bound.values():
+                rtp.close()
+                rtcp.close()
+                allocator.release(port)
+            _give_back(pairs, allocator, pool)
+            raise
+        return cls(address, allocator, family, pairs)
 
     # ------------------------------------------------------------------ signalling side
 
@@ -342,21 +563,20 @@ class RelaySession:
     ) -> tuple[Addr | None, Addr | None]:
         if host is None or port == 0:
             return None, None
-        ip = ipaddress.ip_address(host)  # ValueError for a name: resolve before calling
-        if ip.is_unspecified:
+        text, version, unspecified = _ip(host)  # ValueError for a name: resolve first
+        if unspecified:
             return None, None
-        if (ip.version == 6) != (self.family == socket.AF_INET6):
+        if (version == 6) != (self.family == socket.AF_INET6):
             raise ValueError(f"remote {host} is not in the relay's address family")
         rtcp_port = port + 1 if rtcp_port is None else rtcp_port
         for p in (port, rtcp_port):
             if not 0 < p <= 65_535:
                 raise ValueError(f"bad remote port {p}")
-        text = ip.compressed
-        if text == ipaddress.ip_address(self.address).compressed:
+        if text == _ip(self.address)[0]:
             own = {p + i for p in self._ports.values() for i in (0, 1)}
             if port in own or rtcp_port in own:
                 raise ValueError("remote is the relay itself: packets would loop")
-        if ip.version == 6:
+        if version == 6:
             return (text, port, 0, 0), (text, rtcp_port, 0, 0)
         return (text, port), (text, rtcp_port)
 
@@ -380,31 +600,33 @@ class RelaySession:
         return self._closing
 
     def close(self) -> None:
-        """Stop relaying; sockets close and ports return to the allocator shortly after."""
+        """Stop relaying; sockets close (or go back to the pool) and ports return to the
+        allocator shortly after."""
         if self._closing:
             return
         self._closing = True
-        for endpoint in (*self._rtp.values(), *self._rtcp.values()):
-            if endpoint.transport is not None:
-                endpoint.transport.close()
-        if self._open == 0:
-            self._release()
+        allocator = self.allocator
+        pool = allocator if isinstance(allocator, RelayPorts) else None
+        now = asyncio.get_running_loop().time() if pool is not None else 0.0
+        for pair in self._pairs.values():
+            if pool is not None and pair.reusable:
+                pool._give(pair, now)
+            else:
+                self._pending += 1
+                _close_pair(pair, allocator, self._pair_done)
+
+    def _pair_done(self) -> None:
+        self._pending -= 1
+        if self._pending == 0 and self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
 
     async def wait_closed(self) -> None:
-        """Until every socket is closed and the ports are back in the allocator."""
-        await asyncio.shield(self._closed)
-
-    def _endpoint_closed(self) -> None:
-        self._open -= 1
-        if self._open == 0 and self._closing:
-            self._release()
-
-    def _release(self) -> None:
-        if self._closed.done():
+        """Until every socket is closed (or pooled) and the ports are back."""
+        if self._closing and self._pending == 0:
             return
-        for port in self._ports.values():
-            self.allocator.release(port)
-        self._closed.set_result(None)
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
 
     async def __aenter__(self) -> RelaySession:
         return self
