@@ -47,6 +47,9 @@ class Call(pj.Call):  # type: ignore[misc]
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.phone.call_ended(self)
 
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
+        emit("xfer_status", code=prm.statusCode, reason=prm.reason, final=prm.finalNotify)
+
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:
         info = self.getInfo()
         for i, media in enumerate(info.media):
@@ -133,6 +136,12 @@ class Phone:
             pj.PJMEDIA_SRTP_MANDATORY if args.srtp else pj.PJMEDIA_SRTP_DISABLED
         )
         acfg.natConfig.sipOutboundUse = 0
+        if args.require_100rel:
+            acfg.callConfig.prackUse = pj.PJSUA_100REL_MANDATORY
+        if args.session_expires:
+            acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_ALWAYS
+            acfg.callConfig.timerSessExpiresSec = args.session_expires
+            acfg.callConfig.timerMinSESec = 90
         acfg.mediaConfig.transportConfig.port = args.rtp_port  # own range: phones run side by side
         acfg.mediaConfig.transportConfig.portRange = 20
         acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
@@ -168,10 +177,16 @@ class Phone:
             op.statusCode = int(command.get("code", 200))
             self.calls[-1].answer(op)
         elif cmd == "hangup":
-            for call in list(self.calls):
+            index = command.get("index")
+            for call in list(self.calls) if index is None else [self.calls[index]]:
                 call.hangup(pj.CallOpParam())
+        elif cmd == "xfer" and self.calls:  # blind transfer (REFER)
+            self.calls[int(command.get("index", -1))].xfer(command["uri"], pj.CallOpParam())
+        elif cmd == "xfer_replaces" and len(self.calls) > 1:  # attended transfer
+            call, other = self.calls[int(command["index"])], self.calls[int(command["other"])]
+            call.xferReplaces(other, pj.CallOpParam())
         elif cmd == "hold" and self.calls:
-            self.calls[-1].setHold(pj.CallOpParam())
+            self.calls[int(command.get("index", -1))].setHold(pj.CallOpParam())
         elif cmd == "unhold" and self.calls:
             op = pj.CallOpParam()
             op.opt.flag = pj.PJSUA_CALL_UNHOLD
@@ -241,6 +256,8 @@ def main() -> None:
     p.add_argument("--srtp", action="store_true")
     p.add_argument("--rtp-port", type=int, default=4000)
     p.add_argument("--log-level", type=int, default=1)
+    p.add_argument("--require-100rel", action="store_true", help="PRACK mandatory (RFC 3262)")
+    p.add_argument("--session-expires", type=int, default=0, help="always use session timers")
     Phone(p.parse_args()).run()
 
 
