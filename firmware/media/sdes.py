@@ -317,8 +317,9 @@ class Verdict(Enum):
 class SdesDecision:
     """What to do with one offered stream.
 
-    ``proto`` is what our answer's m= line carries (the offer's own profile: RFC 4568
-    §7.1.2 answers best-effort SRTP inside RTP/AVP). With ``SRTP``, ``remote`` keys the
+    ``proto`` is what our answer's m= line carries: the offer's own profile, so
+    best-effort SRTP (a=crypto in an RTP/AVP offer, as many phones, Asterisk and
+    FreeSWITCH send it) is answered in kind. With ``SRTP``, ``remote`` keys the
     peer's packets and ``local`` is our answer line. With ``REFUSE``, ``status`` is 488
     and ``reason`` says why (for a Warning header and the log).
     """

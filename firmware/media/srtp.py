@@ -18,6 +18,12 @@ Two ways to call it:
 (None) or an `SrtpSession`; ``a_to_b`` unprotects with A's session (if any) and
 protects with B's (if any), so plain<->SRTP and SRTP<->SRTP with different keys are
 the same code. A None result means "drop the packet".
+
+Known edge: libsrtp refuses to protect a packet index it has already used, since that
+would reuse keystream. A plain-side sender that jumps its sequence numbers back by more
+than the replay window under the same SSRC is therefore dropped (``protect_failures``)
+until it passes its old position or changes SSRC; re-sequencing such a sender belongs to
+the RTP layer in front of the bridge.
 """
 
 from __future__ import annotations

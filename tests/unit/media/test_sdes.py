@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from firmware.media.sdes import (
     ALL_SUITES,
     DEFAULT_SUITES,
+    CryptoAttribute,
     CryptoSuite,
     KeyParams,
     SdesError,
@@ -123,10 +125,39 @@ def test_malformed_lines_raise_sdes_error(value: str) -> None:
 
 @given(st.text(max_size=200))
 def test_parser_raises_only_sdes_error(value: str) -> None:
-    try:
+    with contextlib.suppress(SdesError):
         parse_crypto(value)
-    except SdesError:
-        pass
+
+
+@given(
+    tag=st.integers(1, 999_999_999),
+    suite=st.sampled_from(list(CryptoSuite)),
+    data=st.data(),
+    lifetime=st.one_of(st.none(), st.integers(0, 48).map(lambda e: (2**e, f"2^{e}"))),
+    mki=st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(0, 2**32 - 1))),
+    params=st.lists(st.sampled_from(["WSH=64", "KDR=0", "-X=1", "UNENCRYPTED_SRTCP"]), max_size=3),
+)
+def test_any_valid_line_round_trips(
+    tag: int,
+    suite: CryptoSuite,
+    data: st.DataObject,
+    lifetime: tuple[int, str] | None,
+    mki: tuple[int, int] | None,
+    params: list[str],
+) -> None:
+    material = data.draw(st.binary(min_size=suite.master_length, max_size=suite.master_length))
+    mki_length, mki_value = mki if mki else (None, None)
+    if mki_length is not None and mki_value is not None:
+        mki_value %= 256**mki_length
+    key = KeyParams(
+        material,
+        lifetime[0] if lifetime else None,
+        mki_value,
+        mki_length,
+        lifetime[1] if lifetime else None,
+    )
+    attribute = CryptoAttribute(tag, str(suite), (key,), tuple(params))
+    assert parse_crypto(str(attribute)) == attribute
 
 
 @pytest.mark.parametrize("suite", list(CryptoSuite))

@@ -358,3 +358,35 @@ def test_measure_cost_per_packet(suite: CryptoSuite, capsys: pytest.CaptureFixtu
             f"\n{suite}: protect {(middle - start) / n * 1e6:.2f} µs/packet, "
             f"unprotect {(end - middle) / n * 1e6:.2f} µs/packet"
         )
+
+
+def test_measure_bridge_cost_per_packet(capsys: pytest.CaptureFixture[str]) -> None:
+    """Prints µs per packet through the bridge: plain->SRTP and SRTP->SRTP (re-keying)."""
+    n = 2000
+    packets = [rtp(seq) for seq in range(n)]
+    box_a, phone_a = pair()
+    cases = [
+        ("plain->SRTP", SrtpBridge(None, pair()[0]), packets),
+        ("SRTP->SRTP", SrtpBridge(box_a, pair()[0]), [phone_a.protect(p) for p in packets]),
+    ]
+    results = {}
+    for label, bridge, inputs in cases:
+        start = time.perf_counter()
+        out = [bridge.a_to_b(p) for p in inputs]
+        results[label] = (time.perf_counter() - start) / n * 1e6
+        assert all(o is not None for o in out)
+    with capsys.disabled():
+        print("\nbridge: " + ", ".join(f"{k} {v:.2f} µs/packet" for k, v in results.items()))
+
+
+def test_sequence_jump_back_beyond_the_window_is_refused_by_protect() -> None:
+    """libsrtp will not encrypt an index it has already used (it would reuse keystream);
+    a plain-side sender that restarts its sequence numbers under the same SSRC is
+    dropped (and counted) until it passes its old position or changes SSRC."""
+    box, phone = pair()
+    for seq in range(1000, 1300):
+        assert box.protect_or_drop(rtp(seq)) is not None
+    assert box.protect_or_drop(rtp(1299)) is not None  # a duplicate of the last: allowed
+    assert box.protect_or_drop(rtp(5)) is None
+    assert box.stats.protect_failures == 1
+    assert phone.unprotect(box.protect(rtp(5, ssrc=77))) == rtp(5, ssrc=77)  # new SSRC
