@@ -19,6 +19,7 @@ bytes stops the recording exactly at the limit: `Recorder.write` then returns Fa
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import tempfile
@@ -189,7 +190,15 @@ def _publish(part: Path, final: Path) -> None:
         os.link(part, final)
     except FileExistsError:
         raise RecorderError(f"{final} appeared meanwhile; the recording is in {part}") from None
-    part.unlink()
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        # No hard links here (FAT on removable media): rename, checking the name first.
+        if final.exists():
+            raise RecorderError(f"{final} appeared meanwhile; the recording is in {part}") from None
+        os.rename(part, final)
+    else:
+        part.unlink()
     fsync_dir(final.parent)
 
 

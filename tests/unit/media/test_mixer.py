@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Mapping
 
 import numpy as np
@@ -169,3 +170,22 @@ def test_errors() -> None:
     with pytest.raises(MixerError):
         mixer.remove("nobody")
     assert len(mixer) == 4
+
+
+@pytest.mark.parametrize("size", [3, 10, 30])
+def test_measure_mix_cost(size: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """Prints µs per 20 ms tick; asserts only that every member got a frame."""
+    mixer = Mixer()
+    for member in range(size):
+        mixer.add(member)
+    frames = {m: tone(300 + 10 * m)[:160] for m in range(size)}
+    ticks = 500
+    start = time.perf_counter()
+    for _ in range(ticks):
+        out = mixer.mix(frames)
+    elapsed = (time.perf_counter() - start) / ticks * 1e6
+    assert len(out) == size
+    with capsys.disabled():
+        print(
+            f"\nmixer {size} parties: {elapsed:.1f} µs per tick ({elapsed / size:.1f} per member)"
+        )

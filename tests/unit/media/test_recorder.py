@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -189,3 +190,17 @@ def test_recording_a_long_call_stays_cheap(tmp_path: Path) -> None:
     rec.close()
     assert os.path.getsize(tmp_path / "long.wav") == 44 + 3000 * 160 * 4
     assert wav_info(tmp_path / "long.wav").duration == pytest.approx(60.0)
+
+
+def test_publish_without_hard_links_falls_back_to_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    rec = Recorder(tmp_path / "fat.wav")
+    rec.write(frame(2))
+    rec.close()
+    assert np.array_equal(read_wav(tmp_path / "fat.wav"), frame(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["fat.wav"]
