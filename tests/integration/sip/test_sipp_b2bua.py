@@ -58,11 +58,19 @@ class Rig:
         return result
 
     def callee(
-        self, scenario: str, *args: str, calls: int = 1, name: str = "b", timeout_s: float = 60
+        self,
+        scenario: str,
+        *args: str,
+        calls: int = 1,
+        name: str = "b",
+        timeout_s: float = 60,
+        port: int | None = None,
     ) -> SippProcess:
-        """SIPp B: registers as 201, then answers ``calls`` calls with ``scenario``."""
-        port = free_udp_ports()
-        self.register("201", port, name=f"{name}-register")
+        """SIPp B: registers as 201 (unless given the ``port`` it already registered
+        from), then answers ``calls`` calls with ``scenario`` there."""
+        if port is None:
+            port = free_udp_ports()
+            self.register("201", port, name=f"{name}-register")
         uas = self.sipp.start(
             name, *args, scenario=SCENARIOS / scenario, port=port, calls=calls,
             timeout_s=timeout_s,
@@ -234,3 +242,96 @@ def test_callee_hangs_up(rig: Rig) -> None:
     # the BYE A got is in A's dialog: A's Call-ID, A's tag as To, the box's as From
     for bye in uac.received(method="BYE"):
         assert bye.header("Call-ID") in {m.header("Call-ID") for m in uac.sent(method="INVITE")}
+
+
+# -- 3, 4: CANCEL ---------------------------------------------------------------------------
+
+
+def final_statuses(result: SippResult) -> dict[str, int]:
+    """Call-ID -> the final status of its first INVITE, as received by a UAC."""
+    out: dict[str, int] = {}
+    for m in result.received(method="INVITE"):
+        if m.status is not None and m.status >= 200:
+            out.setdefault(m.header("Call-ID") or "", m.status)
+    return out
+
+
+def assert_cancels_answered(result: SippResult) -> None:
+    """Every CANCEL the UAC sent got its own response (200, or 481 once the INVITE
+    was already answered)."""
+    cancelled = {m.header("Call-ID") for m in result.sent(method="CANCEL")}
+    answered = {
+        m.header("Call-ID")
+        for m in result.received(method="CANCEL")
+        if m.status is not None and m.status in (200, 481)
+    }
+    assert cancelled <= answered, f"CANCELs without a response: {cancelled - answered}"
+
+
+def test_cancel_racing_the_answer_leaves_no_call_up(rig: Rig) -> None:
+    """A cancels 100-350 ms after its 180; B answers 250 ms after its 180 unless the
+    CANCEL came within 150 ms. Both SIPps ignore what arrives during a pause
+    (-pause_msg_ign), as if it were still on the wire, so the 200 and the CANCEL cross
+    on either leg:
+    - CANCEL before 150 ms: B gets it before answering; A gets 487;
+    - 150-250 ms, crossed at B: the box has given A 487 and must ACK and BYE B's 200
+      (and retransmit its CANCEL until B answers it);
+    - after 250 ms, crossed at A: the box must answer the CANCEL without ending the
+      call and retransmit its 200 until A ACKs; A then BYEs.
+    A gets 487 or 200 (never both) and nothing stays up."""
+    calls = 30
+    uas = rig.callee(
+        "b2bua_uas_answer_or_cancel.xml", "-pause_msg_ign", calls=calls, timeout_s=90
+    )
+    uac = rig.caller(
+        "b2bua_uac_cancel.xml", "-pause_msg_ign", calls=calls, rate=10, timeout_s=90
+    ).wait(120)
+    assert uac.returncode == 0 and uac.successful == calls, uac.describe()
+    b = uas.wait(60)
+    assert b.returncode == 0 and b.successful == calls, b.describe()
+    finals: dict[str, set[int]] = {}
+    for m in uac.received(method="INVITE"):
+        if m.status is not None and m.status >= 200:
+            finals.setdefault(m.header("Call-ID") or "", set()).add(m.status)
+    assert all(len(s) == 1 for s in finals.values()), f"487 and 200 for one call: {finals}"
+    outcomes = final_statuses(uac)
+    a_cancelled = sum(1 for s in outcomes.values() if s == 487)
+    a_answered = sum(1 for s in outcomes.values() if s == 200)
+    assert a_cancelled + a_answered == calls, outcomes
+    assert_cancels_answered(uac)
+    b_answered = len({m.header("Call-ID") for m in b.sent(status=200, method="INVITE")})
+    b_rejected = len({m.header("Call-ID") for m in b.sent(status=487, method="INVITE")})
+    assert b_answered + b_rejected == calls
+    # every call A got answered was answered by B; B's other answers crossed the CANCEL
+    # and were ACKed and hung up by the box
+    crossed_at_b = b_answered - a_answered
+    assert crossed_at_b >= 0
+    assert len({m.header("Call-ID") for m in b.received(method="BYE")}) == b_answered
+    assert len({m.header("Call-ID") for m in b.received(method="ACK")}) == calls
+    rows = rig.wait_idle(calls)
+    dispositions = [r["disposition"] for r in rows]
+    assert dispositions.count("answered") == a_answered, dispositions
+    assert dispositions.count("cancelled") == a_cancelled, dispositions
+    print(
+        f"CANCEL race: {b_rejected} cancelled before B answered, {crossed_at_b} crossed "
+        f"B's 200, {a_answered} crossed at A (answered)"
+    )
+    # the race really went every way (the pauses straddle both crossing windows)
+    assert b_rejected and crossed_at_b and a_answered, outcomes
+
+
+def test_cancel_before_answer(rig: Rig) -> None:
+    """B rings and never answers; A's CANCEL reaches B, A gets 487, no call is left."""
+    calls = 5
+    uas = rig.callee("b2bua_uas_ring.xml", calls=calls)
+    uac = rig.caller("b2bua_uac_cancel.xml", calls=calls).wait(60)
+    assert uac.returncode == 0 and uac.successful == calls, uac.describe()
+    b = uas.wait(30)
+    assert b.returncode == 0 and b.successful == calls, b.describe()
+    assert set(final_statuses(uac).values()) == {487}
+    assert_cancels_answered(uac)
+    assert len(b.received(method="CANCEL")) >= calls
+    rows = rig.wait_idle(calls)
+    assert {(r["disposition"], r["hangup_by"], r["answer_epoch"]) for r in rows} == {
+        ("cancelled", "caller", None)
+    }
