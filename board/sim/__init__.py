@@ -9,12 +9,13 @@ with the same shapes they use on hardware (python-periphery, pyserial, fds).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..base import BoardError
-from ..definition import BoardDefinition, BusAddress, BusKind, load_board_definition
+from ..definition import BoardDefinition, BusAddress, BusKind, DeviceKind, load_board_definition
 from .gpio import SimGpioChip, SimGpioLine
 from .hdlc import HdlcChannel
 from .pcm import PcmClock, PcmHighway
@@ -185,6 +186,52 @@ class SimBoard:
     @property
     def virtual(self) -> dict[str, object]:
         return dict(self._virtual)
+
+    # --- analog chip models (FXS: Si3215, FXO: Si3050) ------------------------------------
+
+    def attach_chips(self, clock: Callable[[], float] = time.monotonic) -> dict[str, object]:
+        """Put a chip model and its analog line on every FXS/FXO device of the definition.
+
+        ``clock`` must be the clock the PCM highway is ticked on (the event loop's
+        ``time``, which is ``time.monotonic`` for asyncio and uvloop). Returns the models
+        by device name; their ``line`` is where virtual phones and PSTN lines plug in.
+        """
+        from .analog_line import FxoLine, FxsLine
+        from .si3050 import Si3050
+        from .si3215 import Si3215
+
+        chips: dict[str, object] = {}
+        for dev in self.definition.devices:
+            if dev.kind not in (DeviceKind.FXS, DeviceKind.FXO):
+                continue
+            bus, cs = self._spi_bus(dev.address.controller), dev.address.unit or 0
+            pins = (self.gpio, dev.irq_line, dev.reset_line)
+            model: Si3215 | Si3050
+            if dev.kind is DeviceKind.FXS:
+                model = Si3215(
+                    FxsLine(clock, dev.name),
+                    clock,
+                    highway=self.pcm,
+                    clock_slot=dev.timeslots[0],
+                    gpio=pins[0],
+                    irq_line=pins[1],
+                    reset_line=pins[2],
+                )
+            else:
+                model = Si3050(
+                    FxoLine(clock, dev.name),
+                    clock,
+                    highway=self.pcm,
+                    clock_slot=dev.timeslots[0],
+                    gpio=pins[0],
+                    irq_line=pins[1],
+                    reset_line=pins[2],
+                )
+            bus.attach(cs, model)
+            self._closers.append(model.close)
+            chips[dev.name] = model
+        self.chips = chips
+        return chips
 
 
 def _describe_virtual(name: str, device: object) -> dict[str, Any]:
