@@ -6,16 +6,19 @@ object frees its C state on ``close()`` (or ``with``), with a finalizer as a saf
 """
 
 from firmware.dsp._audio import FRAME_SAMPLES, SAMPLE_RATE
+from firmware.dsp.country import CountryProfile, ToneSpec, available, load_profile
 from firmware.dsp.dtmf import DTMF_DIGITS, DtmfEvent, DtmfReceiver, DtmfSender
-from firmware.dsp.errors import DspError
+from firmware.dsp.errors import DspError, ProfileError
 from firmware.dsp.g722 import G722_SAMPLE_RATE, G722Decoder, G722Encoder
 from firmware.dsp.plc import Plc
+from firmware.dsp.tones import ToneDetector, ToneEvent, ToneGenerator
 
 __all__ = [
     "DTMF_DIGITS",
     "FRAME_SAMPLES",
     "G722_SAMPLE_RATE",
     "SAMPLE_RATE",
+    "CountryProfile",
     "DspError",
     "DtmfEvent",
     "DtmfReceiver",
@@ -23,4 +26,11 @@ __all__ = [
     "G722Decoder",
     "G722Encoder",
     "Plc",
+    "ProfileError",
+    "ToneDetector",
+    "ToneEvent",
+    "ToneGenerator",
+    "ToneSpec",
+    "available",
+    "load_profile",
 ]

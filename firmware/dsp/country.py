@@ -134,8 +134,10 @@ class CallerId(_Model):
             raise ValueError("caller ID after the first ring needs ring_to_data_ms")
         if (self.polarity_reversal or self.alerting != "none") and self.alert_to_data_ms == 0:
             raise ValueError("caller ID with reversal or alerting needs alert_to_data_ms")
-        if self.method != "dtmf" and self.timing == "before_first_ring" and not (
-            self.polarity_reversal or self.alerting != "none"
+        if (
+            self.method != "dtmf"
+            and self.timing == "before_first_ring"
+            and not (self.polarity_reversal or self.alerting != "none")
         ):
             raise ValueError("FSK before the first ring needs a reversal or alerting signal")
         return self
@@ -195,7 +197,9 @@ class CountryProfile(_Model):
 def available() -> list[str]:
     """The country codes with a profile, sorted."""
     folder = resources.files("firmware.dsp") / "countries"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 @cache
