@@ -11,6 +11,7 @@ CDR closed, no media relay port still bound by the daemon).
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import time
@@ -335,3 +336,75 @@ def test_cancel_before_answer(rig: Rig) -> None:
     assert {(r["disposition"], r["hangup_by"], r["answer_epoch"]) for r in rows} == {
         ("cancelled", "caller", None)
     }
+
+
+# -- 5: hold and resume with re-INVITEs ------------------------------------------------------
+
+
+def origin(message: SipMessage) -> tuple[str, int]:
+    """(session id, version) of the SDP's o= line."""
+    found = re.search(r"^o=\S+ (\S+) (\d+) ", message.body, re.MULTILINE)
+    assert found, f"no o= line in:\n{message}"
+    return found.group(1), int(found.group(2))
+
+
+def assert_offers_and_answers(
+    rig: Rig, sdps: list[SipMessage], directions: list[str], *, not_port: int
+) -> None:
+    """One call's SDPs from the box to one party, in order: anchored at one relay port,
+    with the expected directions, one session whose version rises with every change."""
+    assert [sdp_media(m)[2] for m in sdps] == directions, "\n".join(map(str, sdps))
+    ports = {assert_anchored(rig, m, not_port=not_port)[1] for m in sdps}
+    assert len(ports) == 1, f"the relay port moved: {ports}"
+    origins = [origin(m) for m in sdps]
+    assert len({sess for sess, _ in origins}) == 1, origins
+    versions = [v for _, v in origins]
+    assert all(b > a for a, b in itertools.pairwise(versions)), f"o= versions {versions}"
+
+
+def by_call(messages: list[SipMessage]) -> dict[str, list[SipMessage]]:
+    out: dict[str, list[SipMessage]] = {}
+    for m in messages:
+        out.setdefault(m.header("Call-ID") or "", []).append(m)
+    return out
+
+
+@pytest.mark.parametrize("holder", ["caller", "callee"])
+def test_hold_and_resume_with_reinvites(rig: Rig, holder: str) -> None:
+    """The holder re-INVITEs with a=sendonly, then a=sendrecv; the box forwards each
+    offer re-anchored (its own address and relay port, the same session with a higher
+    o= version), the other side answers recvonly, then sendrecv, and the answer comes
+    back re-anchored the same way; then the caller hangs up."""
+    calls = 2
+    uac_file, uas_file = (
+        ("b2bua_uac_hold.xml", "b2bua_uas_held.xml")
+        if holder == "caller"
+        else ("b2bua_uac_held.xml", "b2bua_uas_hold.xml")
+    )
+    uas = rig.callee(uas_file, calls=calls)
+    uac = rig.caller(uac_file, calls=calls, rate=2).wait(60)
+    assert uac.returncode == 0 and uac.successful == calls, uac.describe()
+    b = uas.wait(30)
+    assert b.returncode == 0 and b.successful == calls, b.describe()
+    a_port, b_port = media_port(uac), media_port(b)
+    if holder == "caller":
+        # B: the initial offer and both re-offers; A: the three answers
+        to_b = by_call(b.received(method="INVITE"))
+        to_a = by_call([m for m in uac.received(status=200, method="INVITE") if m.body])
+        b_dirs, a_dirs = ["sendrecv", "sendonly", "sendrecv"], ["sendrecv", "recvonly", "sendrecv"]
+    else:
+        # A: the initial answer and both re-offers; B: the initial offer and both answers
+        to_a = by_call(
+            [m for m in uac.received() if m.body and (m.status == 200 or m.status is None)]
+        )
+        to_b = by_call(
+            [m for m in b.received() if m.body and (m.status == 200 or m.status is None)]
+        )
+        b_dirs, a_dirs = ["sendrecv", "recvonly", "sendrecv"], ["sendrecv", "sendonly", "sendrecv"]
+    assert len(to_a) == len(to_b) == calls
+    for sdps in to_b.values():
+        assert_offers_and_answers(rig, sdps, b_dirs, not_port=a_port)
+    for sdps in to_a.values():
+        assert_offers_and_answers(rig, sdps, a_dirs, not_port=b_port)
+    rows = rig.wait_idle(calls)
+    assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "caller")}
