@@ -139,9 +139,19 @@ def test_feature_code_forwards_unconditionally_and_dnd(tmp_path: Path) -> None:
         with phones(box, "201", "203") as p:
             p["203"].send("call", uri=uri(box, "201"))
             assert p["203"].wait_for("call_state", state="DISCONNECTED")["code"] == 486
-            dial_code(box, p["201"], "#26#")
+            # the installer changes 201's forwarding in the configuration: that wins now
+            changed = tmp_path / "changed.yaml"
+            changed.write_text(
+                USERS.replace('"pass-201-secret"}', '"pass-201-secret", forward: {busy: "202"}}')
+            )
+            done = box.cli("config", "import", str(changed))
+            assert done.returncode == 0, done.stderr
+            deadline = time.monotonic() + 10
+            while "201" in overrides(box) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert "201" not in overrides(box)
             p["203"].send("call", uri=uri(box, "201"))
-            p["201"].wait_for("incoming", timeout=10)
+            p["201"].wait_for("incoming", timeout=10)  # DND is off again
             hang_up_all(p["203"])
     finally:
         stop_daemon(box)
