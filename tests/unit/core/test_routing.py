@@ -366,3 +366,22 @@ def test_codes_as_the_dial_plan_reads_them() -> None:
     box = Box()
     assert box.router.plan.match("*21*202#") == FeatureMatch(Feature.FORWARD_UNCONDITIONAL, "202")
     assert box.router.plan.extensions == frozenset(EXTENSIONS)
+
+
+def test_new_users_apply_even_when_the_feature_database_refuses(box: Box) -> None:
+    box.register("201")
+    box.set("201", dnd=True)
+    box.features.db.execute(
+        "CREATE TRIGGER no_deletes BEFORE DELETE ON overrides "
+        "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+    )
+    box.users.append(user("211"))
+    box.users[0]["forward"] = {"busy": "202"}  # 201's configuration changes
+    box.router.set_users(box.users)  # logged, not raised: calls keep flowing
+    assert "211" in box.router.plan.extensions
+    # the stale override could not be dropped: it still holds (as on disk) until it can
+    assert box.features.overridden("201") and box.route("201") == 486
+    box.features.db.execute("DROP TRIGGER no_deletes")
+    box.router.set_users(box.users)
+    assert not box.features.overridden("201")
+    assert box.features.state("201") == FeatureState(forward_busy="202")
