@@ -53,7 +53,7 @@ def test_missing_chip_is_a_clear_error(rig: AnalogRig) -> None:
 
 
 def test_ring_validation_register_values() -> None:
-    reg22, reg23, reg24, rcc = ring_validation_registers(DK)
+    _reg22, reg23, reg24, rcc = ring_validation_registers(DK)
     assert reg24 & 0x80  # validation on
     assert rcc == 0.384  # largest chip step not above 400 ms
     assert reg23 & 0x07 == 4 and (reg23 >> 3) & 0x0F == 1  # RCC 384 ms, RTO 128 ms
