@@ -12,10 +12,10 @@ route set is kept as given, with the Request-URI set to the remote target.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 
 from .fields import NameAddr
+from .ids import random_bits, random_hex
 from .message import Request, Response
 from .peer import Peer
 from .uri import Uri
@@ -32,11 +32,11 @@ class DialogError(ValueError):
 
 
 def new_tag() -> str:
-    return secrets.token_hex(6)
+    return random_hex(6)  # os.urandom, pooled (firmware.sip.ids)
 
 
 def new_call_id(host: str) -> str:
-    return f"{secrets.token_hex(12)}@{host}"
+    return f"{random_hex(12)}@{host}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ class Dialog:
             remote=_untagged(request.from_),
             remote_target=contacts[0].uri,
             route_set=tuple(request.record_route),
-            local_seq=secrets.randbelow(2**20) + 1,
+            local_seq=random_bits(20) + 1,
             remote_seq=request.cseq.number,
             peer=peer,
             secure=str(request.uri).startswith("sips:"),

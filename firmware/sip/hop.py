@@ -10,10 +10,10 @@ because the asyncio transports and the TU need the same answers.
 from __future__ import annotations
 
 import ipaddress
-import secrets
 
 from firmware.sip.fields import Via, parse_vias
 from firmware.sip.headers import Headers
+from firmware.sip.ids import random_hex
 from firmware.sip.message import Request, Response
 from firmware.sip.peer import Peer
 
@@ -23,7 +23,7 @@ DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
 def new_branch() -> str:
     """A globally unique RFC 3261 branch: the magic cookie and 96 random bits."""
-    return MAGIC_COOKIE + secrets.token_hex(12)
+    return MAGIC_COOKIE + random_hex(12)
 
 
 def is_rfc3261_branch(branch: str | None) -> bool:

@@ -16,7 +16,6 @@ UTF-8; the body is opaque bytes.
 from __future__ import annotations
 
 import re
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -48,6 +47,7 @@ from firmware.sip.fields import (
     parse_vias,
 )
 from firmware.sip.headers import LIST, NAME_TABLE, SINGLE, Headers
+from firmware.sip.ids import random_hex
 from firmware.sip.syntax import is_token, split_list
 from firmware.sip.uri import SipUri, Uri, parse_uri
 
@@ -598,7 +598,7 @@ def error_response(exc: SipParseError, *, to_tag: str | None = None) -> Response
         if key == "to":
             try:
                 if parse_name_addr(value).tag is None:
-                    value = f"{value};tag={to_tag or secrets.token_hex(6)}"
+                    value = f"{value};tag={to_tag or random_hex(6)}"
             except SipParseError:
                 pass
         copied.append((key, _CANONICAL[key], value))

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
+
+from firmware.sip.ids import random_bits
 
 # --- Hard limits. Exceeding one raises SdpError. ---
 #: Whole body in bytes: an audio offer is ~300-800 B, WebRTC-style ones reach ~10 KiB.
@@ -837,7 +838,7 @@ class OriginManager:
         self.address = address
         self.addrtype = _addrtype(address)
         self.username = username
-        self.session_id = str(session_id if session_id is not None else secrets.randbits(62))
+        self.session_id = str(session_id if session_id is not None else random_bits(62))
         self.version = version
         self._last: str | None = None
 

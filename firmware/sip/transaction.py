@@ -27,12 +27,12 @@ statelessly after) and builds the ACK for a 2xx it receives.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 from firmware.sip.errors import SipParseError
 from firmware.sip.hop import is_rfc3261_branch, response_peer
+from firmware.sip.ids import new_tag
 from firmware.sip.message import Request, Response
 from firmware.sip.peer import Peer
 from firmware.sip.timers import TimerConfig, TimerQueue
@@ -259,12 +259,12 @@ class TransactionLayer:
             invite = self._match_legacy(_legacy_key(cancel, "INVITE"), cancel)
         if not isinstance(invite, InviteServer):
             self.stats.cancels_unmatched += 1
-            cancel_txn.respond(cancel.make_response(481, to_tag=secrets.token_hex(6)), now, out)
+            cancel_txn.respond(cancel.make_response(481, to_tag=new_tag()), now, out)
             return
         pending = invite.state is PROCEEDING
         provisional = invite.last_response
         tag = provisional.to.tag if provisional is not None else None
-        cancel_txn.respond(cancel.make_response(200, to_tag=tag or secrets.token_hex(6)), now, out)
+        cancel_txn.respond(cancel.make_response(200, to_tag=tag or new_tag()), now, out)
         if pending:
             out.append(CancelRequested(invite.id, cancel, peer))
 
@@ -272,7 +272,7 @@ class TransactionLayer:
         self.stats.overload_rejected += 1
         response = request.make_response(
             503,
-            to_tag=secrets.token_hex(6),
+            to_tag=new_tag(),
             headers=[("Retry-After", str(self.retry_after))],
         )
         out.append(Send(response.to_bytes(), dest))
