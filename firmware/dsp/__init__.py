@@ -6,8 +6,10 @@ object frees its C state on ``close()`` (or ``with``), with a finalizer as a saf
 """
 
 from firmware.dsp._audio import FRAME_SAMPLES, SAMPLE_RATE
+from firmware.dsp.callerid import CallerId, CallerIdReceiver, CallerIdSender
 from firmware.dsp.country import CountryProfile, ToneSpec, available, load_profile
 from firmware.dsp.dtmf import DTMF_DIGITS, DtmfEvent, DtmfReceiver, DtmfSender
+from firmware.dsp.echo import EchoCanceller
 from firmware.dsp.errors import DspError, ProfileError
 from firmware.dsp.g722 import G722_SAMPLE_RATE, G722Decoder, G722Encoder
 from firmware.dsp.plc import Plc
@@ -18,11 +20,15 @@ __all__ = [
     "FRAME_SAMPLES",
     "G722_SAMPLE_RATE",
     "SAMPLE_RATE",
+    "CallerId",
+    "CallerIdReceiver",
+    "CallerIdSender",
     "CountryProfile",
     "DspError",
     "DtmfEvent",
     "DtmfReceiver",
     "DtmfSender",
+    "EchoCanceller",
     "G722Decoder",
     "G722Encoder",
     "Plc",
