@@ -117,30 +117,32 @@ class DtmfReceiver(CState):
         pos = 0
         while pos < len(samples):
             take = min(len(samples) - pos, _BLOCK - self._phase)
-            part = samples[pos : pos + take]
-            self._lib.dtmf_rx(self._st, in_ptr(part), take)
+            self._lib.dtmf_rx(self._st, in_ptr(samples[pos : pos + take]), take)
             self._guard.reraise()
-            self._remember(part)
             self._phase = (self._phase + take) % _BLOCK
             pos += take
             if self._reports:
                 reports, self._reports = self._reports, []
+                recent = np.concatenate([self._history, samples[:pos]])[-_HISTORY:]
                 for report in reports:
-                    self._handle(*report)
+                    self._handle(recent, *report)
+        self._remember(samples)
         started, self._started = self._started, []
         return started
 
     def _remember(self, part: Samples) -> None:
         n = len(part)
+        if n == 0:
+            return
         if n >= _HISTORY:
             self._history[:] = part[-_HISTORY:]
         else:
             self._history[:-n] = self._history[n:]
             self._history[-n:] = part
 
-    def _handle(self, code: int, level: int, delay: int) -> None:
+    def _handle(self, recent: Samples, code: int, level: int, delay: int) -> None:
         digit = chr(code) if code else None
-        if digit is not None and not self._on_frequency(digit):
+        if digit is not None and not self._on_frequency(recent, digit):
             self._current = _REJECTED
             return
         if digit is None and self._current == _REJECTED:
@@ -152,9 +154,9 @@ class DtmfReceiver(CState):
         if self._on_event is not None:
             self._on_event(DtmfEvent(digit, level, delay))
 
-    def _on_frequency(self, digit: str) -> bool:
+    def _on_frequency(self, recent: Samples, digit: str) -> bool:
         row, col = _NOMINAL[digit]
-        x = self._history[-2 * _BLOCK :].astype(np.float64) * _WINDOW
+        x = recent[-2 * _BLOCK :].astype(np.float64) * _WINDOW
         spectrum = np.abs(np.fft.rfft(x, n=_FFT))
         for nominal in (row, col):
             lo = int(nominal * (1 - 0.06) * _FFT / SAMPLE_RATE)

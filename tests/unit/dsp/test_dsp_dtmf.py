@@ -194,6 +194,7 @@ def test_callback_exceptions_come_back_after_the_c_call() -> None:
             for frame in frames(audio):
                 rx.feed(frame)
         rx.feed(np.zeros(160, dtype=np.int16))  # still usable afterwards
+        assert rx.feed(np.zeros(0, dtype=np.int16)) == []
 
 
 def test_bytes_input_and_bad_input() -> None:
