@@ -161,12 +161,28 @@ class MediaType:
         return f"{self.type}/{self.subtype}{self.params}"
 
 
+_NAME_ADDR_CACHE: dict[tuple[str, bool], NameAddr] = {}
+_NAME_ADDR_CACHE_SIZE = 4096
+
+
 def parse_name_addr(value: str, *, brackets: bool = False) -> NameAddr:
     """``(name-addr / addr-spec) *(SEMI param)``; ``brackets`` demands the name-addr form.
 
     Without <>, parameters belong to the header, not to the URI (RFC 3261 §20.10),
-    and the URI cannot contain ``;``, ``,`` or ``?``.
+    and the URI cannot contain ``;``, ``,`` or ``?``. The result is immutable and
+    cached by its text: a dialog's From and To come back in every message of the call.
     """
+    key = (value, brackets)
+    addr = _NAME_ADDR_CACHE.get(key)
+    if addr is None:
+        addr = _parse_name_addr(value, brackets)
+        if len(_NAME_ADDR_CACHE) >= _NAME_ADDR_CACHE_SIZE:
+            _NAME_ADDR_CACHE.clear()
+        _NAME_ADDR_CACHE[key] = addr
+    return addr
+
+
+def _parse_name_addr(value: str, brackets: bool) -> NameAddr:
     if not value:
         raise SipParseError("empty address")
     display: str | None

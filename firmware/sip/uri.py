@@ -73,8 +73,26 @@ class UriParams(Params):
 EMPTY_URI_PARAMS = UriParams()
 
 
+#: Parsed URIs and hosts by their text. They are immutable, and the same few (the box,
+#: its phones and trunks) recur in every message, so parsing each once saves a good part
+#: of what a message costs to parse. Bounded: emptied when full.
+CACHE_SIZE = 4096
+_URI_CACHE: dict[str, Uri] = {}
+_HOST_CACHE: dict[str, str] = {}
+
+
 def parse_host(text: str) -> str:
     """Validate a host; an IPv6 reference comes back without its brackets."""
+    host = _HOST_CACHE.get(text)
+    if host is None:
+        host = _parse_host(text)
+        if len(_HOST_CACHE) >= CACHE_SIZE:
+            _HOST_CACHE.clear()
+        _HOST_CACHE[text] = host
+    return host
+
+
+def _parse_host(text: str) -> str:
     if text.startswith("["):
         inner = text[1:-1]
         if not text.endswith("]") or "%" in inner:
@@ -255,7 +273,20 @@ Uri = SipUri | AbsoluteUri
 
 
 def parse_uri(text: str) -> Uri:
-    """Parse a URI; sip/sips/tel into `SipUri`, any other scheme into `AbsoluteUri`."""
+    """Parse a URI; sip/sips/tel into `SipUri`, any other scheme into `AbsoluteUri`.
+
+    URIs are immutable: the same text gives the same (cached) object.
+    """
+    uri = _URI_CACHE.get(text)
+    if uri is None:
+        uri = _parse_uri(text)
+        if len(_URI_CACHE) >= CACHE_SIZE:
+            _URI_CACHE.clear()
+        _URI_CACHE[text] = uri
+    return uri
+
+
+def _parse_uri(text: str) -> Uri:
     if len(text) > MAX_URI_LENGTH:
         raise SipParseError("URI too long")
     colon = text.find(":")

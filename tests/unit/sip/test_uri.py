@@ -180,3 +180,22 @@ def test_address_of_record_and_replace() -> None:
 def test_malformed(text: str) -> None:
     with pytest.raises(SipParseError):
         parse_uri(text)
+
+
+def test_parsed_uris_are_cached_and_bounded() -> None:
+    from firmware.sip import uri as uri_module
+    from firmware.sip.fields import parse_name_addr
+
+    first = parse_uri("sip:cache-test@192.0.2.7:5060;transport=udp")
+    assert parse_uri("sip:cache-test@192.0.2.7:5060;transport=udp") is first
+    assert str(first) == "sip:cache-test@192.0.2.7:5060;transport=udp"
+    addr = parse_name_addr('"Cache" <sip:cache-test@192.0.2.7>;tag=1')
+    assert parse_name_addr('"Cache" <sip:cache-test@192.0.2.7>;tag=1') is addr
+    with pytest.raises(SipParseError):  # bracket rule differs: not served from the cache
+        parse_name_addr("sip:cache-test@192.0.2.7;tag=1", brackets=True)
+    for _ in range(2):  # errors are never cached
+        with pytest.raises(SipParseError):
+            parse_uri("sip:bad host@192.0.2.7")
+    for i in range(uri_module.CACHE_SIZE + 10):
+        parse_uri(f"sip:u{i}@192.0.2.8")
+    assert len(uri_module._URI_CACHE) <= uri_module.CACHE_SIZE
