@@ -6,18 +6,15 @@ other through the B2BUA, with media anchored in the box's RTP relay.
 
 from __future__ import annotations
 
-import itertools
-import math
 import socket
 import sqlite3
-import struct
 import subprocess
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from peers.audio import dominant_frequency, tone_wav
 from peers.box import Daemon, free_port, start_daemon, stop_daemon
 from peers.pjsua import PjPhone
 
@@ -85,35 +82,6 @@ def wait_cdrs(box: Daemon, n: int, timeout: float = 10) -> list[sqlite3.Row]:
         if len(rows) >= n or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
-
-
-def tone_wav(path: Path, freq: float = 1000.0, seconds: float = 4.0) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        n = int(8000 * seconds)
-        w.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000)))
-                for i in range(n)
-            )
-        )
-
-
-def dominant_frequency(path: Path) -> tuple[float, int]:
-    """(frequency estimated from zero crossings of the loud part, peak level)."""
-    with wave.open(str(path)) as w:
-        data = w.readframes(w.getnframes())
-    samples = struct.unpack(f"<{len(data) // 2}h", data)
-    loud = [s for s in samples if abs(s) > 200]
-    peak = max((abs(s) for s in samples), default=0)
-    if len(loud) < 800:
-        return 0.0, peak
-    start = samples.index(loud[0])
-    seg = samples[start : start + 8000]
-    crossings = sum(1 for a, b in itertools.pairwise(seg) if (a < 0) != (b < 0))
-    return crossings / 2 / (len(seg) / 8000), peak
 
 
 def test_sipp_registers_with_digest_and_calls_through_the_box(

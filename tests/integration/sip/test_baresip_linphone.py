@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sqlite3
 import struct
 import time
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from peers.audio import tone_wav
 from peers.baresip import Baresip
 from peers.box import Daemon, free_port, start_daemon, stop_daemon
 from peers.linphone import Linphonec
@@ -69,20 +69,6 @@ def finished_calls(box: Daemon, n: int, timeout: float = 10) -> list[sqlite3.Row
         if len(done) >= n or time.monotonic() > deadline:
             return done
         time.sleep(0.1)
-
-
-def tone_wav(path: Path, freq: float, seconds: float) -> None:
-    """An 8 kHz mono sine: what both foreign phones can play without a sound card."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(
-            b"".join(
-                struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / 8000)))
-                for i in range(int(8000 * seconds))
-            )
-        )
 
 
 def heard_frequency(path: Path) -> float:
