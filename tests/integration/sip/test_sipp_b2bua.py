@@ -6,13 +6,15 @@ authenticates its INVITE) or a trunk trusted by its source address. Every test a
 SIPp's own verdict (exit code 0, call counters) on both sides, reads the SIP messages
 each side saw where the box must have rewritten something (status codes, SDP), and
 checks the box afterwards: its CDRs (data directory) and that no call is left up (every
-CDR closed, no media relay port still bound by the daemon).
+CDR closed, and a BYE into any dialog either SIPp had with the box gets 481).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -105,48 +107,91 @@ class Rig:
         finally:
             db.close()
 
-    def relay_ports(self) -> set[int]:
-        """Media relay ports the daemon still has open (a call still up holds 4)."""
-        first, last = self.rtp
-        return {p for p in udp_ports_of(self.box.proc.pid) if first <= p <= last}
-
-    def wait_idle(self, calls: int, timeout: float = 40) -> list[sqlite3.Row]:
-        """The box's CDRs once ``calls`` of them are closed and no call is left up:
-        every CDR closed and no relay port open (bounded by ``timeout``)."""
+    def wait_idle(self, calls: int, *peers: SippResult, timeout: float = 40) -> list[sqlite3.Row]:
+        """The box's CDRs once ``calls`` of them are there and all closed, after checking
+        that no call is left up: every dialog the ``peers`` had with the box is gone
+        (a BYE into it gets 481, RFC 3261 12.2.2)."""
         deadline = time.monotonic() + timeout
         while True:
             rows = self.cdrs()
             open_rows = [r for r in rows if r["end_epoch"] is None]
-            ports = self.relay_ports()
-            if len(rows) >= calls and not open_rows and not ports:
-                return rows
+            if len(rows) >= calls and not open_rows:
+                break
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"box not idle after {timeout} s: {len(rows)} CDRs ({len(open_rows)} open, "
-                    f"{calls} expected), relay ports still bound: {sorted(ports)[:12]}\n"
-                    + self.box.log.read_text(errors="replace")[-3000:]
+                    f"CDRs after {timeout} s: {len(rows)} ({len(open_rows)} open, {calls} "
+                    f"expected)\n" + self.box.log.read_text(errors="replace")[-3000:]
                 )
             time.sleep(0.2)
+        for peer in peers:
+            for call_id, (party_tag, box_tag) in dialogs_with_box(peer).items():
+                status = probe_bye(self.box.sip_port, call_id, party_tag, box_tag)
+                assert status == 481, (
+                    f"{peer.name}: dialog {call_id} still up at the box ({status})"
+                )
+        return rows
 
 
-def udp_ports_of(pid: int) -> set[int]:
-    """Local ports of the UDP sockets process ``pid`` holds (its fds matched to
-    /proc/net/udp by inode): exact even when other daemons use nearby ports."""
-    inodes = set()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    for fd in fd_dir.iterdir():
-        try:
-            target = str(fd.readlink())
-        except OSError:
+def tag_of(header: str | None) -> str | None:
+    found = re.search(r";tag=([^;>\s]+)", header or "")
+    return found.group(1) if found else None
+
+
+def dialogs_with_box(result: SippResult) -> dict[str, tuple[str, str]]:
+    """Call-ID -> (the SIPp side's tag, the box's tag) of each call SIPp had with the
+    box, from its message log (as UAC: the INVITEs it sent; as UAS: those it got)."""
+    out: dict[str, tuple[str, str]] = {}
+    for m in result.messages:
+        call_id = m.header("Call-ID") or ""
+        if m.method != "INVITE" or m.status is not None or call_id in out:
             continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for line in Path(f"/proc/{pid}/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) > 9 and fields[9] in inodes:
-            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+        if m.direction == "sent":  # our INVITE; the box's tag is on its answers
+            party = tag_of(m.header("From"))
+            answers = result.received(method="INVITE")
+        else:  # the box's INVITE to us; our tag is on our answers
+            party = None
+            answers = result.sent(method="INVITE")
+        tags = [
+            tag_of(r.header("To"))
+            for r in answers
+            if r.header("Call-ID") == call_id and tag_of(r.header("To"))
+        ]
+        if not tags:
+            continue
+        if m.direction == "sent":
+            box = tags[0]
+        else:
+            party, box = tags[0], tag_of(m.header("From"))
+        if party and box:
+            out[call_id] = (party, box)
+    return out
+
+
+def probe_bye(box_port: int, call_id: str, party_tag: str, box_tag: str) -> int | None:
+    """Send a BYE into a dialog (From: the party's tag, To: the box's) from a socket of
+    our own; the status of the final answer, None if none came (3 tries, 2 s each)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        bye = (
+            f"BYE sip:probe@127.0.0.1:{box_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-probe{secrets.token_hex(6)};rport\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag={party_tag}\r\n"
+            f"To: <sip:probe@127.0.0.1>;tag={box_tag}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 999999 BYE\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+        sock.settimeout(2)
+        for _ in range(3):
+            sock.sendto(bye, ("127.0.0.1", box_port))
+            try:
+                while True:
+                    parts = sock.recv(65535).decode(errors="replace").split(" ", 2)
+                    if parts[0] == "SIP/2.0" and parts[1].isdigit() and int(parts[1]) >= 200:
+                        return int(parts[1])
+            except TimeoutError:
+                continue
+    return None
 
 
 def box_config(trunk_port: int) -> str:
@@ -222,7 +267,7 @@ def test_registered_extensions_call_with_digest_and_the_caller_hangs_up(rig: Rig
     assert uac.returncode == 0 and uac.successful == 3, uac.describe()
     b = uas.wait(30)
     assert b.returncode == 0 and b.successful == 3, b.describe()
-    rows = rig.wait_idle(3)
+    rows = rig.wait_idle(3, uac, b)
     assert [(r["caller_number"], r["callee_dialled"], r["disposition"], r["hangup_by"])
             for r in rows] == [("101", "201", "answered", "caller")] * 3  # fmt: skip
     # B saw the caller's number at the box (topology hiding), never A's own address
@@ -238,7 +283,7 @@ def test_callee_hangs_up(rig: Rig) -> None:
     assert uac.returncode == 0 and uac.successful == 2, uac.describe()
     b = uas.wait(30)
     assert b.returncode == 0 and b.successful == 2, b.describe()
-    rows = rig.wait_idle(2)
+    rows = rig.wait_idle(2, uac, b)
     assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "callee")}
     # the BYE A got is in A's dialog: A's Call-ID, A's tag as To, the box's as From
     for bye in uac.received(method="BYE"):
@@ -307,7 +352,7 @@ def test_cancel_racing_the_answer_leaves_no_call_up(rig: Rig) -> None:
     assert crossed_at_b >= 0
     assert len({m.header("Call-ID") for m in b.received(method="BYE")}) == b_answered
     assert len({m.header("Call-ID") for m in b.received(method="ACK")}) == calls
-    rows = rig.wait_idle(calls)
+    rows = rig.wait_idle(calls, uac, b)
     dispositions = [r["disposition"] for r in rows]
     assert dispositions.count("answered") == a_answered, dispositions
     assert dispositions.count("cancelled") == a_cancelled, dispositions
@@ -339,7 +384,7 @@ def test_cancel_before_answer(rig: Rig) -> None:
         assert cancel.start_line.split()[1] == invite.start_line.split()[1]
         assert via_branch(cancel) == via_branch(invite)
         assert (cancel.header("CSeq") or "").split()[0] == (invite.header("CSeq") or "").split()[0]
-    rows = rig.wait_idle(calls)
+    rows = rig.wait_idle(calls, uac, b)
     assert {(r["disposition"], r["hangup_by"], r["answer_epoch"]) for r in rows} == {
         ("cancelled", "caller", None)
     }
@@ -419,7 +464,7 @@ def test_hold_and_resume_with_reinvites(rig: Rig, holder: str) -> None:
         assert_offers_and_answers(rig, sdps, b_dirs, not_port=a_port)
     for sdps in to_a.values():
         assert_offers_and_answers(rig, sdps, a_dirs, not_port=b_port)
-    rows = rig.wait_idle(calls)
+    rows = rig.wait_idle(calls, uac, b)
     assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "caller")}
 
 
@@ -442,7 +487,7 @@ def test_calls_complete_with_ten_percent_loss_on_both_sides(rig: Rig) -> None:
     # the loss was real: both sides had to retransmit
     a_retrans, b_retrans = uac.count("Retransmissions(C)"), b.count("Retransmissions(C)")
     assert a_retrans > 0 and b_retrans > 0, (a_retrans, b_retrans)
-    rows = rig.wait_idle(calls, timeout=60)
+    rows = rig.wait_idle(calls, uac, b, timeout=60)
     assert len(rows) == calls
     assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "caller")}
     print(f"loss: {a_retrans} retransmissions by A, {b_retrans} by B")
@@ -473,7 +518,7 @@ def test_rejections_reach_the_caller_unchanged(rig: Rig) -> None:
     invites = {m.header("Call-ID"): via_branch(m) for m in b.received(method="INVITE")}
     acks = {m.header("Call-ID"): via_branch(m) for m in b.received(method="ACK")}
     assert acks == invites, (acks, invites)
-    rows = rig.wait_idle(calls)
+    rows = rig.wait_idle(calls, uac, b)
     assert [(r["sip_status"], r["disposition"], r["hangup_by"]) for r in rows] == [
         (status, disposition, "callee") for status, disposition in REJECTIONS.items()
     ], [dict(r) for r in rows]
@@ -506,5 +551,5 @@ def test_early_media_reaches_the_caller_anchored(rig: Rig) -> None:
             "tag="
         )[-1]
         assert "tag=" in (early.header("To") or "")
-    rows = rig.wait_idle(calls)
+    rows = rig.wait_idle(calls, uac, b)
     assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "caller")}
