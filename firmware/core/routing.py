@@ -170,9 +170,13 @@ class ExtensionRouter:
         if not own:
             return [RouteStep(no_answer)] if no_answer else 480
         if no_answer and busy and no_answer != busy:
-            # One plan cannot branch on the status yet: a busy answer also goes to the
-            # no-answer target (the call still reaches a forward the user set).
-            log.info("busy forward shares the no-answer step", extra={"callee": callee})
+            # the plan branches: busy goes to one target, no answer to the other; each
+            # forward target's own failure ends the call (next_on empty)
+            return [
+                RouteStep(own, timeout=float(state.no_answer_s), next_on=NO_ANSWER | BUSY),
+                RouteStep(busy, when=BUSY, next_on=frozenset()),
+                RouteStep(no_answer, when=NO_ANSWER),
+            ]
         if no_answer:
             next_on = NO_ANSWER | BUSY if busy else NO_ANSWER
             return [

@@ -45,7 +45,17 @@ from ..uri import SipUri
 from . import session_timer as st
 from .call import Branch, Call, CallLeg
 from .local import LocalAnswerer
-from .plan import Caller, CallLog, LocalAnswer, Router, RouteStep, Target, best_final, steps
+from .plan import (
+    Caller,
+    CallLog,
+    LocalAnswer,
+    Router,
+    RouteStep,
+    Target,
+    applies,
+    best_final,
+    steps,
+)
 from .reliable import parse_rack, parse_rseq, wants_reliable
 from .transfers import Transfers
 
@@ -248,6 +258,8 @@ class B2BUA:
             return
         statuses: list[int] = []
         for step in steps(plan):
+            if not applies(step, statuses):
+                continue
             if call.ended:
                 return
             outcome = await self._ring(call, step, offer, self._provisional_to_a)

@@ -39,11 +39,14 @@ NEXT_STEP_ON = frozenset({408, 480, 486, 600, 603})
 class RouteStep:
     """Targets rung together (parallel forking: the first to answer wins, the others are
     CANCELled), for at most ``timeout`` seconds (no-answer forwarding); a final status in
-    ``next_on`` (or the timeout, as 408) moves on to the next step of the plan."""
+    ``next_on`` (or the timeout, as 408) moves on to the next step of the plan. A step
+    with ``when`` is skipped unless the previous status is in it: that is how a plan
+    branches (busy to one target, no answer to another)."""
 
     targets: tuple[Target, ...]
     timeout: float | None = None
     next_on: frozenset[int] = NEXT_STEP_ON
+    when: frozenset[int] | None = None  # tried only after a step ending with one of these
 
 
 @dataclass(frozen=True)
@@ -106,3 +109,8 @@ def steps(plan: list[RouteStep] | list[Target]) -> list[RouteStep]:
     if targets:
         return [RouteStep(tuple(targets))]
     return [item for item in plan if isinstance(item, RouteStep)]
+
+
+def applies(step: RouteStep, statuses: list[int]) -> bool:
+    """Whether a plan's next step is tried, given the statuses of the steps before."""
+    return step.when is None or (bool(statuses) and statuses[-1] in step.when)

@@ -17,7 +17,7 @@ from ..message import Request, Response
 from ..sdp import OriginManager, SdpError, parse_sdp
 from . import session_timer as st
 from .call import Branch, Call, CallLeg
-from .plan import Caller, LocalAnswer, best_final, steps
+from .plan import Caller, LocalAnswer, applies, best_final, steps
 from .transfer import ReferTo, TransferError, notify_headers, parse_refer_to, sipfrag
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class Transfers:
                 self.notify(leg, 180, "Ringing", final=False)
 
         for step in steps(plan):
+            if not applies(step, statuses):
+                continue
             outcome = await b2bua._ring(call, step, offer, progress, Caller(stay.number))
             if isinstance(outcome, tuple):
                 branch, final = outcome

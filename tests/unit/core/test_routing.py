@@ -208,12 +208,16 @@ def test_no_phone_registered_counts_as_no_answer(box: Box) -> None:
 def test_busy_and_no_answer_together(box: Box) -> None:
     own = box.register("201")
     colleague = box.register("202")
-    box.register("203")
+    reception = box.register("203")
     box.set("201", forward_no_answer="202", forward_busy="202", no_answer_s=10)
     assert box.route("201") == [RouteStep(own, 10.0, NO_ANSWER | BUSY), RouteStep(colleague)]
-    # different targets: one plan cannot branch on the status yet; busy shares the step
+    # different targets: the plan branches on the status of ringing 201
     box.set("201", forward_no_answer="202", forward_busy="203", no_answer_s=10)
-    assert box.route("201") == [RouteStep(own, 10.0, NO_ANSWER | BUSY), RouteStep(colleague)]
+    assert box.route("201") == [
+        RouteStep(own, 10.0, NO_ANSWER | BUSY),
+        RouteStep(reception, when=BUSY, next_on=frozenset()),
+        RouteStep(colleague, when=NO_ANSWER),
+    ]
 
 
 def test_a_forward_target_follows_its_own_unconditional_and_dnd(box: Box) -> None:
