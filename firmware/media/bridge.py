@@ -389,6 +389,7 @@ class _Play:
 
 @dataclass(slots=True)
 class _LegCounters:
+    packets: int = 0  # RTP accepted from the leg (RtpReceiver leaves out its probation)
     rejected: int = 0  # SRTP failures, unparsable payloads
     rtcp_terminated: int = 0
     max_jitter: float = 0.0  # timestamp units
@@ -467,6 +468,7 @@ class BridgeCore:
         pt = second & 0x7F
         route = self._routes[side]
         counters = self._counters[side]
+        counters.packets += 1
         try:
             if pt == route.event_in:
                 # An event's media time is its start plus its duration so far.
@@ -585,7 +587,7 @@ class BridgeCore:
         codec = media.codec if media is not None else None
         if codec is None and counters.last_pt is not None:
             codec = by_static_payload_type(counters.last_pt)
-        received = receiver.total_received
+        received = counters.packets
         lost = max(0, receiver.total_lost)
         loss = 100.0 * lost / (received + lost) if received + lost else 0.0
         jitter_ms = 1000.0 * receiver.jitter / AUDIO_RATE
