@@ -132,6 +132,22 @@ class Rig:
         return rows
 
 
+def assert_request_in_dialog(uac: SippResult, request: SipMessage) -> None:
+    """A request the box sent to the caller belongs to the caller's dialog (RFC 3261
+    12.2.1.1): its Call-ID, the caller's Contact as Request-URI, the box's tag in From
+    and the caller's in To."""
+    call_id = request.header("Call-ID") or ""
+    dialogs = dialogs_with_box(uac)
+    assert call_id in dialogs, f"not one of the caller's dialogs:\n{request}"
+    party_tag, box_tag = dialogs[call_id]
+    assert (tag_of(request.header("From")), tag_of(request.header("To"))) == (box_tag, party_tag), (
+        f"tags swapped or wrong:\n{request}"
+    )
+    invite = next(m for m in uac.sent(method="INVITE") if m.header("Call-ID") == call_id)
+    contact = (invite.header("Contact") or "").strip("<>")
+    assert request.start_line.split()[1] == contact, f"not sent to {contact}:\n{request}"
+
+
 def tag_of(header: str | None) -> str | None:
     found = re.search(r";tag=([^;>\s]+)", header or "")
     return found.group(1) if found else None
@@ -285,9 +301,10 @@ def test_callee_hangs_up(rig: Rig) -> None:
     assert b.returncode == 0 and b.successful == 2, b.describe()
     rows = rig.wait_idle(2, uac, b)
     assert {(r["disposition"], r["hangup_by"]) for r in rows} == {("answered", "callee")}
-    # the BYE A got is in A's dialog: A's Call-ID, A's tag as To, the box's as From
-    for bye in uac.received(method="BYE"):
-        assert bye.header("Call-ID") in {m.header("Call-ID") for m in uac.sent(method="INVITE")}
+    byes = uac.received(method="BYE")
+    assert len(byes) >= 2
+    for bye in byes:
+        assert_request_in_dialog(uac, bye)
 
 
 # -- 3, 4: CANCEL ---------------------------------------------------------------------------
@@ -460,6 +477,13 @@ def test_hold_and_resume_with_reinvites(rig: Rig, holder: str) -> None:
         )
         b_dirs, a_dirs = ["sendrecv", "recvonly", "sendrecv"], ["sendrecv", "sendonly", "sendrecv"]
     assert len(to_a) == len(to_b) == calls
+    if holder == "callee":  # the box's re-INVITEs to A: in A's dialog, CSeq rising
+        reinvites = by_call([m for m in uac.received(method="INVITE") if m.status is None])
+        for requests in reinvites.values():
+            for request in requests:
+                assert_request_in_dialog(uac, request)
+            cseqs = [int((m.header("CSeq") or "0").split()[0]) for m in requests]
+            assert len(cseqs) == 2 and cseqs[1] > cseqs[0], cseqs
     for sdps in to_b.values():
         assert_offers_and_answers(rig, sdps, b_dirs, not_port=a_port)
     for sdps in to_a.values():
