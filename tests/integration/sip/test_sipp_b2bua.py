@@ -67,13 +67,11 @@ class Rig:
         calls: int = 1,
         name: str = "b",
         timeout_s: float = 60,
-        port: int | None = None,
     ) -> SippProcess:
-        """SIPp B: registers as 201 (unless given the ``port`` it already registered
-        from), then answers ``calls`` calls with ``scenario`` there."""
-        if port is None:
-            port = free_udp_ports()
-            self.register("201", port, name=f"{name}-register")
+        """SIPp B: registers as 201, then answers ``calls`` calls with ``scenario`` from
+        the port it registered from (where the box sends INVITEs)."""
+        port = free_udp_ports()
+        self.register("201", port, name=f"{name}-register")
         uas = self.sipp.start(
             name, *args, scenario=SCENARIOS / scenario, port=port, calls=calls,
             timeout_s=timeout_s,
@@ -161,25 +159,20 @@ def dialogs_with_box(result: SippResult) -> dict[str, tuple[str, str]]:
         call_id = m.header("Call-ID") or ""
         if m.method != "INVITE" or m.status is not None or call_id in out:
             continue
-        if m.direction == "sent":  # our INVITE; the box's tag is on its answers
-            party = tag_of(m.header("From"))
-            answers = result.received(method="INVITE")
-        else:  # the box's INVITE to us; our tag is on our answers
-            party = None
-            answers = result.sent(method="INVITE")
-        tags = [
-            tag_of(r.header("To"))
-            for r in answers
-            if r.header("Call-ID") == call_id and tag_of(r.header("To"))
-        ]
-        if not tags:
-            continue
-        if m.direction == "sent":
-            box = tags[0]
-        else:
-            party, box = tags[0], tag_of(m.header("From"))
-        if party and box:
-            out[call_id] = (party, box)
+        # the answerer's To-tag: the box's when SIPp sent the INVITE, SIPp's own if it got it
+        answers = result.received if m.direction == "sent" else result.sent
+        answer_tag = next(
+            (
+                tag
+                for r in answers(method="INVITE")
+                if r.header("Call-ID") == call_id and (tag := tag_of(r.header("To")))
+            ),
+            None,
+        )
+        invite_tag = tag_of(m.header("From"))
+        if answer_tag and invite_tag:
+            sipp_side = m.direction == "sent"
+            out[call_id] = (invite_tag, answer_tag) if sipp_side else (answer_tag, invite_tag)
     return out
 
 
