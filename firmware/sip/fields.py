@@ -246,7 +246,9 @@ def parse_sent_by(value: str) -> tuple[str, str, int | None]:
 def parse_vias(values: list[str]) -> tuple[Via, ...]:
     if len(values) > MAX_VIA_COUNT:
         raise SipParseError("too many Via header fields")
-    return tuple(parse_via(v) for v in values)
+    if len(values) == 1:
+        return (parse_via(values[0]),)
+    return tuple([parse_via(v) for v in values])
 
 
 def parse_cseq(value: str) -> CSeq:

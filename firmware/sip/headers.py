@@ -188,11 +188,12 @@ class Headers:
 
     @staticmethod
     def _checked(name: str, value: str) -> tuple[str, str, list[str]]:
-        key, canonical, flags = name_info(name)
+        info = NAME_TABLE.get(name)
+        key, canonical, flags = info if info is not None else name_info(name)
         value = value.strip(" \t")
         if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError(f"CR, LF or NUL in the value of {canonical}")
-        values = split_list(value) if flags & LIST else [value]
+        values = split_list(value) if flags & LIST and "," in value else [value]
         return key, canonical, values
 
     # --- reading ---
@@ -230,7 +231,11 @@ class Headers:
 
     def parsed(self, name: str, parse: Callable[[list[str]], T]) -> T:
         """``parse(get_all(name))``, computed once and cached until ``name`` changes."""
-        key = _key(name)
+        return self.parsed_key(_key(name), parse)
+
+    def parsed_key(self, key: str, parse: Callable[[list[str]], T]) -> T:
+        """`parsed` by lookup key (the lower-cased canonical name): the hot path of the
+        message properties, which know their key."""
         cached = self._cache.get(key)
         if cached is not None and cached[0] is parse:
             return cast(T, cached[1])
@@ -246,8 +251,12 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a header field (a list value is split into its elements)."""
         key, canonical, values = self._checked(name, value)
-        self._entries.extend((key, canonical, v) for v in values)
-        self._cache.pop(key, None)
+        if len(values) == 1:
+            self._entries.append((key, canonical, values[0]))
+        else:
+            self._entries.extend([(key, canonical, v) for v in values])
+        if self._cache:
+            self._cache.pop(key, None)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first ``name`` field (or at the top): Via, Record-Route."""

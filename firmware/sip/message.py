@@ -156,7 +156,7 @@ class Message(ABC):
     # --- parsed views (cached in self.headers; may raise SipParseError) ---
     @property
     def via(self) -> tuple[Via, ...]:
-        return self.headers.parsed("Via", parse_vias)
+        return self.headers.parsed_key("via", parse_vias)
 
     @property
     def top_via(self) -> Via:
@@ -167,58 +167,58 @@ class Message(ABC):
 
     @property
     def from_(self) -> NameAddr:
-        return self.headers.parsed("From", _FROM)
+        return self.headers.parsed_key("from", _FROM)
 
     @property
     def to(self) -> NameAddr:
-        return self.headers.parsed("To", _TO)
+        return self.headers.parsed_key("to", _TO)
 
     @property
     def call_id(self) -> str:
-        return self.headers.parsed("Call-ID", _CALL_ID)
+        return self.headers.parsed_key("call-id", _CALL_ID)
 
     @property
     def cseq(self) -> CSeq:
-        return self.headers.parsed("CSeq", _CSEQ)
+        return self.headers.parsed_key("cseq", _CSEQ)
 
     @property
     def max_forwards(self) -> int | None:
-        return self.headers.parsed("Max-Forwards", _MAX_FORWARDS)
+        return self.headers.parsed_key("max-forwards", _MAX_FORWARDS)
 
     @property
     def content_length(self) -> int | None:
         """The Content-Length header (None when absent); `to_bytes` writes len(body)."""
-        return self.headers.parsed("Content-Length", _CONTENT_LENGTH)
+        return self.headers.parsed_key("content-length", _CONTENT_LENGTH)
 
     @property
     def contact(self) -> tuple[NameAddr, ...] | Literal["*"]:
         """Contact values, or "*" for a REGISTER removing all bindings."""
-        return self.headers.parsed("Contact", parse_contacts)
+        return self.headers.parsed_key("contact", parse_contacts)
 
     @property
     def route(self) -> tuple[NameAddr, ...]:
-        return self.headers.parsed("Route", _routes)
+        return self.headers.parsed_key("route", _routes)
 
     @property
     def record_route(self) -> tuple[NameAddr, ...]:
-        return self.headers.parsed("Record-Route", _routes)
+        return self.headers.parsed_key("record-route", _routes)
 
     @property
     def content_type(self) -> MediaType | None:
-        return self.headers.parsed("Content-Type", _CONTENT_TYPE)
+        return self.headers.parsed_key("content-type", _CONTENT_TYPE)
 
     @property
     def expires(self) -> int | None:
         """Expires in seconds; values above 2**32-1 are clamped (RFC 3261 §20.19)."""
-        return self.headers.parsed("Expires", _EXPIRES)
+        return self.headers.parsed_key("expires", _EXPIRES)
 
     @property
     def min_expires(self) -> int | None:
-        return self.headers.parsed("Min-Expires", _MIN_EXPIRES)
+        return self.headers.parsed_key("min-expires", _MIN_EXPIRES)
 
     @property
     def date(self) -> datetime | None:
-        return self.headers.parsed("Date", _DATE)
+        return self.headers.parsed_key("date", _DATE)
 
     @property
     def require(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ field. `rewrite_for_anchor` works on a copy so the peer's original stays compara
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -739,6 +740,7 @@ def rtcp_address(sdp: SessionDescription, index: int) -> tuple[str, int] | None:
     return rtcp.address, rtcp.port
 
 
+@functools.lru_cache(maxsize=256)
 def _addrtype(address: str) -> str:
     try:
         return "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"

@@ -83,10 +83,6 @@ def split_list(value: str) -> list[str]:
     return parts
 
 
-def _lower(name: str) -> str:
-    return name.lower()
-
-
 class Params(Mapping[str, str | None]):
     """Ordered parameters with case-insensitive names, as received.
 
@@ -97,7 +93,7 @@ class Params(Mapping[str, str | None]):
     """
 
     __slots__ = ("_items",)
-    _key: Callable[[str], str] = staticmethod(_lower)
+    _key: Callable[[str], str] = staticmethod(str.lower)  # C: no Python frame per lookup
 
     def __init__(self, items: Iterable[tuple[str, str | None]] = ()) -> None:
         self._items: dict[str, tuple[str, str | None]] = {}
