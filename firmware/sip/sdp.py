@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -62,6 +62,7 @@ _PROTO_RE = re.compile(rf"{_TOKEN}(?:/{_TOKEN})*")
 _ADDRESS_RE = re.compile(r"[!-~]{1,255}")
 _DIGITS_RE = re.compile(r"[0-9]{1,20}")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_BODY_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 _RTPMAP_RE = re.compile(r"([0-9]{1,3}) ([^/\s]{1,64})/([0-9]{1,9})(?:/([0-9]{1,3}))?")
 _FMTP_RE = re.compile(r"(\S{1,64})(?: (.*))?")
 _PTIME_RE = re.compile(r"[0-9]{1,5}(?:\.[0-9]{1,3})?")
@@ -412,6 +413,9 @@ class _Parser:
         if len(lines) > MAX_LINES + 1:
             raise SdpError(f"more than {MAX_LINES} lines")
         got_version = False
+        # one scan of the whole body; lines are checked one by one only if it finds
+        # something (CR is fine where it ends a line)
+        suspect = _BODY_CONTROL_RE.search(self.text) is not None
         for self.lineno, raw in enumerate(lines, 1):
             line = raw[:-1] if raw.endswith("\r") else raw
             line = line.rstrip(" \t")
@@ -419,7 +423,7 @@ class _Parser:
                 continue
             if len(line) > MAX_LINE_LENGTH:
                 raise self.fail(f"line longer than {MAX_LINE_LENGTH} characters")
-            if _CONTROL_RE.search(line):
+            if suspect and _CONTROL_RE.search(line):
                 raise self.fail("control character (bare CR, NUL...) in line")
             if len(line) < 2 or line[1] != "=" or not "a" <= line[0] <= "z":
                 raise self.fail("not a <type>=<value> line")
@@ -607,15 +611,7 @@ def _is_rtp_proto(proto: str) -> bool:
 
 def _check_attribute(attribute: Attribute) -> None:
     """Validate the attributes we interpret, so their accessors cannot fail later."""
-    checks = {
-        "rtpmap": _parse_rtpmap,
-        "fmtp": _parse_fmtp,
-        "ptime": _parse_ptime,
-        "maxptime": _parse_ptime,
-        "rtcp": _parse_rtcp,
-        "crypto": _parse_crypto,
-    }
-    check = checks.get(attribute.name)
+    check = _ATTRIBUTE_CHECKS.get(attribute.name)
     if check is not None:
         if attribute.value is None:
             raise SdpError(f"a={attribute.name} needs a value")
@@ -653,6 +649,16 @@ def _parse_crypto(value: str) -> str:
     if _CRYPTO_RE.fullmatch(value) is None:
         raise SdpError("malformed a=crypto")
     return value
+
+
+_ATTRIBUTE_CHECKS: dict[str, Callable[[str], object]] = {
+    "rtpmap": _parse_rtpmap,
+    "fmtp": _parse_fmtp,
+    "ptime": _parse_ptime,
+    "maxptime": _parse_ptime,
+    "rtcp": _parse_rtcp,
+    "crypto": _parse_crypto,
+}
 
 
 # --------------------------------------------------------------------------- direction
