@@ -91,7 +91,9 @@ class Step:
     cpu: float | None  # target CPU seconds over the step
     gen_cpu: float
     seconds: float
+    bad: int = 0  # datagrams that were not the generator's (stray traffic on a shared host)
     note: str = ""
+    retry: bool = False  # the second try of a level
 
     @property
     def loss(self) -> float:
@@ -125,6 +127,8 @@ class Step:
             )
         verdict = "held" if self.held else "NOT held"
         note = f" [{self.note}]" if self.note else ""
+        note += " (retry)" if self.retry else ""
+        note += f" ({self.bad} stray datagrams ignored)" if self.bad else ""
         return (
             f"[{self.target:9}] {self.calls:5,} calls: sent {self.sent:,}, loss {self.loss:.3f}%,"
             f" latency p50/p99 {self.lat_p50}/{self.lat_p99} us, jitter p99 {self.jit_p99} us,"
@@ -137,9 +141,9 @@ class Target(Protocol):
     name: str
     pts: tuple[int, int]  # payload types phone A and phone B send
 
-    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], int | None]:
+    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
         """Sessions for ``phones`` (A port, B port); -> where each phone socket sends
-        (A0, B0, A1, B1, ...) and the PID whose CPU to count."""
+        (A0, B0, A1, B1, ...) and the PIDs whose CPU to count."""
         ...
 
     def teardown(self) -> str:
@@ -151,56 +155,72 @@ class Loopback:
     name = "loopback"
     pts = (8, 8)
 
-    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], int | None]:
-        return [port for a, b in phones for port in (b, a)], None
+    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+        return [port for a, b in phones for port in (b, a)], []
 
     def teardown(self) -> str:
         return ""
 
 
 class BoxRelay:
-    """relay_server.py in its own process: RelaySession (relay) or MediaBridge (transcode)."""
+    """relay_server.py processes: RelaySession (relay) or MediaBridge (transcode).
 
-    def __init__(self, mode: str) -> None:
+    With ``workers`` > 1 the calls are shared out between that many server processes,
+    each with its own slice of the port range: what a relay whose forwarding runs in
+    worker processes (one event loop per core) would do.
+    """
+
+    def __init__(self, mode: str, workers: int = 1) -> None:
         self.mode = mode
-        self.name = "box" if mode == "relay" else "transcode"
+        self.workers = workers
+        base = "box" if mode == "relay" else "transcode"
+        self.name = base if workers == 1 else f"{base}-{workers}w"
         self.pts = (8, 8) if mode == "relay" else (8, 0)
-        self.proc: subprocess.Popen[str] | None = None
+        self.procs: list[subprocess.Popen[str]] = []
 
-    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], int | None]:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "relay_server.py"),
-                self.mode,
-                str(FIRST_PORT),
-                str(LAST_PORT),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            text=True,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(phones) + "\n")
-        self.proc.stdin.flush()
-        line = _readline(self.proc, 120)
-        ports = json.loads(line)
-        return [p for pair in ports for p in pair], self.proc.pid
+    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
+        span = (LAST_PORT - FIRST_PORT + 1) // self.workers
+        shares = [phones[w :: self.workers] for w in range(self.workers)]
+        for w in range(self.workers):
+            first = FIRST_PORT + w * span
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE / "relay_server.py"),
+                    self.mode,
+                    str(first),
+                    str(first + span - 1),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                text=True,
+            )
+            self.procs.append(proc)
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(shares[w]) + "\n")
+            proc.stdin.flush()
+        ports: list[list[list[int]]] = [json.loads(_readline(p, 120)) for p in self.procs]
+        dests: list[int] = []
+        for i in range(len(phones)):
+            dests += ports[i % self.workers][i // self.workers]
+        return dests, [p.pid for p in self.procs]
 
     def teardown(self) -> str:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return ""
-        try:
-            assert proc.stdin is not None
-            proc.stdin.write("quit\n")
-            proc.stdin.close()
-            proc.wait(timeout=60)
-        finally:
-            _stop(proc)
-        return "" if proc.returncode == 0 else f"relay server exited {proc.returncode}"
+        procs, self.procs = self.procs, []
+        notes = []
+        for proc in procs:
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write("quit\n")
+                proc.stdin.close()
+                proc.wait(timeout=60)
+            finally:
+                _stop(proc)
+            if proc.returncode != 0:
+                notes.append(f"relay server exited {proc.returncode}")
+        return "; ".join(notes)
 
 
 class Rtpengine:
@@ -259,7 +279,7 @@ class Rtpengine:
             _stop(self.proc)
             self.proc = None
 
-    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], int | None]:
+    def setup(self, phones: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
         assert self.ng is not None and self.proc is not None
         self.ng.timeout = 2.0
         self.step += 1
@@ -270,7 +290,7 @@ class Rtpengine:
             toward_b = sdp_port(self.ng.offer(call_id, from_tag, audio_sdp(a, 2 * i)))
             toward_a = sdp_port(self.ng.answer(call_id, from_tag, f"b{i}", audio_sdp(b, 2 * i + 1)))
             dests += [toward_a, toward_b]
-        return dests, self.proc.pid
+        return dests, [self.proc.pid]
 
     def teardown(self) -> str:
         assert self.ng is not None
@@ -330,20 +350,18 @@ def run_step(generator: Path, target: Target, calls: int, seconds: float) -> Ste
         ports = [int(p) for p in _readline(gen, 30).split()]
         phones = [(ports[i], ports[i + 1]) for i in range(0, len(ports), 2)]
         try:
-            dests, pid = target.setup(phones)
+            dests, pids = target.setup(phones)
             assert gen.stdin is not None
-            cpu0 = cpu_seconds(pid) if pid is not None else 0.0
+            cpu0 = sum(cpu_seconds(pid) for pid in pids)
             gen.stdin.write(" ".join(map(str, dests)) + "\n")
             gen.stdin.close()
             result = json.loads(_readline(gen, seconds + 60))
-            cpu = cpu_seconds(pid) - cpu0 if pid is not None else None
+            cpu = sum(cpu_seconds(pid) for pid in pids) - cpu0 if pids else None
         finally:
             note = target.teardown()
         gen.wait(timeout=10)
     finally:
         _stop(gen)
-    if result["bad"]:
-        note = (note + "; " if note else "") + f"{result['bad']} undecodable packets"
     return Step(
         target.name,
         calls,
@@ -356,23 +374,40 @@ def run_step(generator: Path, target: Target, calls: int, seconds: float) -> Ste
         cpu,
         result["cpu_s"],
         seconds,
+        result["bad"],
         note,
     )
 
 
 def sweep(
-    generator: Path, target: Target, levels: list[int], seconds: float, log: list[str]
-) -> list[Step]:
-    steps: list[Step] = []
-    for calls in levels:
-        step = run_step(generator, target, calls, seconds)
-        steps.append(step)
-        log.append(step.line())
-        print(step.line(), flush=True)
-        if not step.held:
-            break
-        time.sleep(1.0)  # let TIME_WAIT-free UDP ports and the kernel settle
-    return steps
+    generator: Path,
+    targets: list[tuple[Target, list[int]]],
+    seconds: float,
+    log: list[str],
+) -> dict[str, list[Step]]:
+    """Step every target up its levels, interleaved (at each level every target still
+    in the race takes its turn, so they meet the same background load). A failing step
+    is run once more; a target leaves the race when the retry fails too."""
+    results: dict[str, list[Step]] = {t.name: [] for t, _ in targets}
+    alive = list(targets)
+    for calls in sorted({n for _, levels in targets for n in levels}):
+        for entry in list(alive):
+            target, levels = entry
+            if calls not in levels:
+                continue
+            step = None
+            for attempt in range(2):
+                step = run_step(generator, target, calls, seconds)
+                step.retry = attempt > 0
+                results[target.name].append(step)
+                log.append(step.line())
+                print(step.line(), flush=True)
+                time.sleep(1.0)
+                if step.held:
+                    break
+            if step is None or not step.held or calls == max(levels):
+                alive.remove(entry)
+    return results
 
 
 def best(steps: list[Step]) -> Step | None:
@@ -403,7 +438,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run, prints only")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument(
-        "--targets", default="loopback,box,rtpengine,transcode", help="comma-separated"
+        "--targets",
+        default="loopback,box,box-2w,rtpengine,transcode",
+        help="comma-separated: loopback, box, box-<N>w (N relay processes), rtpengine, transcode",
     )
     args = parser.parse_args()
     levels, transcode_levels, seconds = LEVELS, TRANSCODE_LEVELS, args.seconds
@@ -418,12 +455,18 @@ def main() -> int:
         generator = compile_generator(tmp)
         rtpengine = Rtpengine(tmp)
         try:
+            if "loopback" in wanted:
+                results.update(sweep(generator, [(Loopback(), levels)], seconds, log))
+            cap = best(results.get("loopback", []))
+            race: list[tuple[Target, list[int]]] = []
             for name in wanted:
                 target: Target
                 if name == "loopback":
-                    target = Loopback()
-                elif name == "box":
+                    continue
+                if name == "box":
                     target = BoxRelay("relay")
+                elif name.startswith("box-") and name.endswith("w"):
+                    target = BoxRelay("relay", int(name[4:-1]))
                 elif name == "transcode":
                     target = BoxRelay("transcode")
                 elif name == "rtpengine":
@@ -431,15 +474,11 @@ def main() -> int:
                     target = rtpengine
                 else:
                     parser.error(f"unknown target {name}")
-                cap = best(results.get("loopback", []))
-                steps_levels = transcode_levels if name == "transcode" else levels
-                if cap is not None and name != "loopback":
-                    steps_levels = [n for n in steps_levels if n <= cap.calls] or steps_levels[:1]
-                try:
-                    results[name] = sweep(generator, target, steps_levels, seconds, log)
-                finally:
-                    if name == "rtpengine":
-                        rtpengine.stop()
+                chosen = transcode_levels if name == "transcode" else levels
+                if cap is not None:
+                    chosen = [n for n in chosen if n <= cap.calls] or chosen[:1]
+                race.append((target, chosen))
+            results.update(sweep(generator, race, seconds, log))
         finally:
             rtpengine.stop()
     text = report(results, log, when, time.monotonic() - started, seconds)
@@ -457,7 +496,7 @@ def report(
     rows = []
     for name, steps in results.items():
         top = best(steps)
-        failing = next((s for s in steps if not s.held), None)
+        failing = steps[-1] if steps and not steps[-1].held else None
         added50 = added99 = None
         if top is not None and loop is not None and name != "loopback":
             base = next((s for s in results["loopback"] if s.calls == top.calls), loop)
