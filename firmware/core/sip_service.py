@@ -24,6 +24,7 @@ from firmware.sip.endpoint import EndpointConfig, SipEndpoint
 from firmware.sip.location import LocationService
 from firmware.sip.message import Request, Response
 from firmware.sip.options import options_response
+from firmware.sip.overload import OverloadConfig, OverloadGuard, watch_loop
 from firmware.sip.peer import Peer
 from firmware.sip.registrar import Registrar, UserDirectory
 from firmware.system.certs import ensure_certificate, server_context
@@ -131,6 +132,7 @@ class SipService:
         self.registrar: Registrar | None = None
         self.b2bua: B2BUA | None = None
         self.location: LocationService | None = None
+        self.overload: OverloadGuard | None = None
 
     async def run(self, ready: Callable[[], None]) -> None:
         app = self.app
@@ -174,13 +176,19 @@ class SipService:
         max_idle = 1024 if nofile == resource.RLIM_INFINITY else min(1024, nofile // 16)
         relay_ports = RelayPorts(ports.rtp_first, ports.rtp_last, max_idle=max_idle)
         self.b2bua = B2BUA(endpoint, router, ports.host, relay_ports, cdr_log)
+        guard_task: asyncio.Task[None] | None = None
         try:
             await endpoint.start()
+            guard_task = asyncio.create_task(
+                self._guard_overload(endpoint, cdr_log), name="sip-overload"
+            )
             ready()
             while True:
                 await asyncio.sleep(5)
                 registrar.sweep()  # the CDR writer keeps the CDR heartbeat itself
         finally:
+            if guard_task is not None:
+                guard_task.cancel()
             unfollow()
             unfollow_trunks()
             await endpoint.close()
@@ -189,6 +197,32 @@ class SipService:
             cdrs.close()
             location.close()
             features.close()
+
+    async def _guard_overload(self, endpoint: SipEndpoint, cdr_log: CdrLog) -> None:
+        """Refuse new calls (503) while the box is behind: SIP datagrams queued in the
+        kernel past an eighth of the receive buffer (~100 ms of calls at 1,000/s), the
+        CDR writer more than half its queue behind, or the loop lagging."""
+        layer = endpoint.layer
+        transport = endpoint.transport
+        backlog = transport.receive_backlog()
+        limits: dict[str, float] = {"cdr_backlog": cdr_log.writer.max_queue / 2}
+        if backlog is not None:
+            limits["udp_backlog"] = max(64 * 1024, backlog[1] / 8)
+        self.overload = guard = OverloadGuard(
+            OverloadConfig(retry_after=endpoint.config.retry_after), limits
+        )
+
+        def gauges() -> dict[str, float]:
+            values = {"cdr_backlog": float(cdr_log.backlog)}
+            queued = transport.receive_backlog()
+            if queued is not None:
+                values["udp_backlog"] = float(queued[0])
+            return values
+
+        def apply(shedding: bool) -> None:
+            layer.shed_invites = shedding
+
+        await watch_loop(guard, apply, gauges)
 
     # -- transaction user ---------------------------------------------------------------
 

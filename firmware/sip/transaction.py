@@ -18,7 +18,11 @@ What the layer decides on its own, so the TU never has to:
 * overload: past ``max_server_transactions`` live server transactions, a new
   request is answered 503 with Retry-After, statelessly (retransmissions of known
   transactions are still served). Cheaper than queueing, and tells well-behaved
-  peers to back off rather than retransmit.
+  peers to back off rather than retransmit. New INVITEs (no To tag) are refused the
+  same way while `shed_invites` is set (by `firmware.sip.overload`: the loop is
+  behind) or while ``max_pending_invites`` INVITEs wait for their final response;
+  everything else -- ACK, BYE, CANCEL, in-dialog requests, retransmissions -- is
+  served, so calls already admitted complete.
 
 2xx responses to INVITE and their ACKs belong to the dialog layer (RFC 6026): the
 TU retransmits its 2xx (through `respond` while the transaction is Accepted, or
@@ -91,10 +95,14 @@ class TransactionLayer:
         *,
         max_server_transactions: int = 100_000,
         retry_after: int = 5,
+        max_pending_invites: int = 5_000,
     ) -> None:
         self.config = config or TimerConfig()
         self.max_server_transactions = max_server_transactions
+        self.max_pending_invites = max_pending_invites
         self.retry_after = retry_after
+        #: Refuse new INVITEs (503) while set; the overload guard sets it.
+        self.shed_invites = False
         self.stats = TransactionStats()
         self._clock = clock
         self._timers: TimerQueue[Transaction] = TimerQueue()
@@ -111,6 +119,11 @@ class TransactionLayer:
     def server_count(self) -> int:
         """Live server transactions (what ``max_server_transactions`` caps)."""
         return self._server_count
+
+    @property
+    def pending_invites(self) -> int:
+        """INVITE server transactions still waiting for their final response."""
+        return self._ctx.pending_invites
 
     @property
     def client_count(self) -> int:
@@ -202,7 +215,11 @@ class TransactionLayer:
             out.append(AckReceived(request, peer))
             return
         dest = response_peer(via, peer)
-        if self._server_count >= self.max_server_transactions:
+        if self._server_count >= self.max_server_transactions or (
+            method == "INVITE"
+            and (self.shed_invites or self._ctx.pending_invites >= self.max_pending_invites)
+            and request.to.tag is None
+        ):
             self._reject_overload(request, dest, out)
             return
         now = self._clock()

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -39,6 +40,8 @@ OnMessage = Callable[[Request | Response, Peer], None]
 OnSendError = Callable[[int | None, Peer], None]
 _UDP_BUFFER = 4 << 20  # absorbs bursts at 1,000 calls/s; the kernel may cap it
 _MAX_QUEUED = 256  # messages waiting for one outgoing connection to open
+_SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: u32 rmem_alloc, rcvbuf, ...
+_MEMINFO_SIZE = 9 * 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +266,21 @@ class SipTransport:
     @property
     def connection_count(self) -> int:
         return len(self._conns)
+
+    def receive_backlog(self) -> tuple[int, int] | None:
+        """(bytes queued in the kernel for the UDP listener, its receive buffer size):
+        how far behind reading the box is. None when not listening on UDP or the
+        kernel cannot tell (SO_MEMINFO is Linux 4.6+)."""
+        udp = self._udp
+        sock = None if udp is None else udp.get_extra_info("socket")
+        if sock is None:
+            return None
+        try:
+            info = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO_SIZE)
+        except OSError:
+            return None
+        rmem_alloc, rcvbuf = struct.unpack_from("=II", info)
+        return rmem_alloc, rcvbuf
 
     async def close(self) -> None:
         for task in list(self._tasks):

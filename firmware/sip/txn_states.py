@@ -56,7 +56,7 @@ class TransactionStats:
     stray_responses: int = 0
     acks_to_tu: int = 0  # ACKs matching no transaction: the ACKs for 2xx (and strays)
     cancels_unmatched: int = 0  # answered 481
-    overload_rejected: int = 0  # answered 503 because of max_server_transactions
+    overload_rejected: int = 0  # answered 503: too many transactions, or shedding INVITEs
     timeouts: int = 0
     transport_errors: int = 0
     responses_refused: int = 0  # TU answered a finished transaction, or twice
@@ -66,7 +66,7 @@ class TransactionStats:
 class Context:
     """What every transaction of one layer shares."""
 
-    __slots__ = ("config", "remove", "stats", "timers")
+    __slots__ = ("config", "pending_invites", "remove", "stats", "timers")
 
     def __init__(
         self,
@@ -79,6 +79,7 @@ class Context:
         self.timers = timers
         self.remove = remove
         self.stats = stats
+        self.pending_invites = 0  # INVITE server transactions in Proceeding
 
 
 class Transaction:
@@ -296,6 +297,12 @@ class InviteServer(ServerTransaction):
         self, ctx: Context, txn_id: TxnId, request: Request, source: Peer, dest: Peer
     ) -> None:
         super().__init__(ctx, txn_id, request, source, dest, PROCEEDING)
+        ctx.pending_invites += 1
+
+    def terminate(self, out: list[Event]) -> None:
+        if self.state is PROCEEDING:  # never finally answered (proceeding limit, transport)
+            self.ctx.pending_invites -= 1
+        super().terminate(out)
 
     def start(self, request: Request, now: float, out: list[Event]) -> None:
         config = self.ctx.config
@@ -351,7 +358,9 @@ class InviteServer(ServerTransaction):
         if status < 200:
             self.last = data
             self.last_response = response
-        elif status < 300:
+            return True
+        self.ctx.pending_invites -= 1  # leaves Proceeding
+        if status < 300:
             self.state = ACCEPTED
             self.last = None
             self._sent_final(response)
