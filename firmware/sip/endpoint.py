@@ -440,6 +440,8 @@ class SipEndpoint:
                 if handle is not None and not handle.done:
                     first = response.status < 200 and not handle.provisional_received
                     handle._deliver(response)
+                    if handle.done:  # forget it now, not 32 s later (Timer M): what it holds
+                        del self._clients[txn]  # is freed; further 2xx go to the TU as before
                     if first and handle.cancel_requested:
                         self._send_cancel(handle)  # the CANCEL deferred by §9.1
                 elif tu is not None:
@@ -457,7 +459,7 @@ class SipEndpoint:
                     tu.on_response(None, response, peer)
             case Timeout(txn) | TransportError(txn):
                 reason = "timeout" if isinstance(event, Timeout) else "transport"
-                handle = self._clients.get(txn)
+                handle = self._clients.pop(txn, None)
                 if handle is not None:
                     if not handle.done:
                         status = 408 if reason == "timeout" else 503
