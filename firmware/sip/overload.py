@@ -36,16 +36,17 @@ class OverloadConfig:
     lag_on: float = 0.2  # smoothed lag above this: start refusing new calls
     lag_off: float = 0.05  # ... and below this again: accept them
     smoothing: float = 0.3
-    min_shed: float = 1.0  # once on, refuse for at least this long (no flapping)
+    min_shed: float = 0.1  # once on, refuse for at least this long
     retry_after: int = 5  # seconds, in the 503
 
 
 class OverloadGuard:
     """Shedding on/off from loop lag and named pressure gauges.
 
-    ``limits`` maps a gauge name to the value at which it alone forces shedding (e.g.
-    ``{"cdr_backlog": 50_000}``); a gauge must fall below half its limit before it
-    lets go. `update` takes the time explicitly (the loop's clock).
+    ``limits`` maps a gauge name to the value at which it forces shedding (e.g.
+    ``{"cdr_backlog": 50_000}``); each signal lets go on its own once it is below half
+    its limit (the lag: below ``lag_off``), and shedding stops when every signal has
+    let go and ``min_shed`` has passed. `update` takes the time explicitly.
     """
 
     def __init__(
@@ -58,18 +59,28 @@ class OverloadGuard:
         self.reason = ""
         self.since = 0.0
         self.episodes = 0  # times shedding was switched on
+        self._on: set[str] = set()  # signals above their limit and not yet back below half
 
     def update(self, now: float, lag: float, gauges: Mapping[str, float] | None = None) -> bool:
         """One probe: the lag just measured and the gauges' values; returns shedding."""
         config = self.config
         self.lag += config.smoothing * (max(0.0, lag) - self.lag)
+        on = self._on
         over = ""
         if self.lag > config.lag_on:
+            on.add("lag")
             over = f"loop lag {self.lag * 1000:.0f} ms"
+        elif self.lag < config.lag_off:
+            on.discard("lag")
         for name, value in (gauges or {}).items():
             limit = self.limits.get(name)
-            if limit is not None and value >= limit:
+            if limit is None:
+                continue
+            if value >= limit:
+                on.add(name)
                 over = over or f"{name} {value:.0f}"
+            elif value < limit / 2:
+                on.discard(name)
         if over:
             if not self.shedding:
                 self.shedding = True
@@ -77,17 +88,10 @@ class OverloadGuard:
                 log.warning("overload: refusing new calls", extra={"reason": over})
             self.reason = over
             self.since = now
-            return True
-        if self.shedding:
-            calm = self.lag < config.lag_off and all(
-                value < self.limits[name] / 2
-                for name, value in (gauges or {}).items()
-                if name in self.limits
-            )
-            if calm and now - self.since >= config.min_shed:
-                self.shedding = False
-                self.reason = ""
-                log.warning("overload over: accepting new calls again")
+        elif self.shedding and not on and now - self.since >= config.min_shed:
+            self.shedding = False
+            self.reason = ""
+            log.warning("overload over: accepting new calls again")
         return self.shedding
 
 
