@@ -52,6 +52,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -532,8 +533,8 @@ class Target:
         goal = None
         if records_before is not None and records_before >= 0:
             ended = self.sipp.stats(name)
+            # calls refused (503 under overload) have no CDR: count the successful ones
             goal = records_before + stat_int(ended, "SuccessfulCall(C)")
-            goal += stat_int(ended, "FailedCall(C)")
             step.cdr_behind = max(0, goal - self.count_records())
         # a failed step may leave calls the target never ends: do not wait long for them
         step.cdr_drain_s = self.settle(10.0 if step.rc else 30.0, records_goal=goal)
@@ -653,6 +654,23 @@ class BoxMemory:
     rss_before_steps: int = 0  # the rate steps: how RSS moves over many calls
     rss_end: int = 0
     calls_in_steps: int = 0
+    # --soak: RSS sampled while calls run at one rate for a long time, and after
+    soak_rate: int = 0
+    soak_seconds: float = 0.0
+    soak_calls: int = 0
+    soak_failed: int = 0
+    soak_samples: list[tuple[float, int]] = field(default_factory=list)  # (s, RSS bytes)
+    soak_after: int = 0  # RSS 40 s after the last call (its transactions are gone)
+
+    def soak_growth(self, start: float, end: float) -> float:
+        """RSS growth per call between the samples nearest ``start`` and ``end`` (s)."""
+        samples = self.soak_samples
+        if len(samples) < 2 or not self.soak_rate:
+            return math.nan
+        a = min(samples, key=lambda x: abs(x[0] - start))
+        b = min(samples, key=lambda x: abs(x[0] - end))
+        calls = (b[0] - a[0]) * self.soak_rate
+        return (b[1] - a[1]) / calls if calls > 0 else math.nan
 
     @property
     def per_call(self) -> float:
@@ -736,6 +754,40 @@ def register_many(target: Target, daemon: Daemon, n: int, memory: BoxMemory) -> 
     )
 
 
+def soak(target: Target, daemon: Daemon, rate: int, seconds: float, uac_port: int,
+         memory: BoxMemory) -> None:  # fmt: skip
+    """Calls at ``rate`` for ``seconds`` with the daemon's RSS sampled every 5 s, then
+    once more 40 s after the last call: does the RSS level off (a leak or fragmentation
+    would keep it climbing), and is it given back once the calls' state is gone?"""
+    pid = daemon.proc.pid
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+    began = time.monotonic()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((time.monotonic() - began, rss_bytes(pid)))
+            stop.wait(5.0)
+
+    log(f"  soak: {rate:,} calls/s for {seconds:g} s, daemon RSS sampled every 5 s ...")
+    sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+    sampler.start()
+    try:
+        step = target.run_step(rate, seconds, uac_port, tag="soak")
+        target.steps.remove(step)
+    finally:
+        stop.set()
+        sampler.join(10)
+    log("  (soak, not counted) " + step.line())
+    time.sleep(40)  # 64*T1 = 32 s: the last calls' transactions are gone
+    memory.soak_after = rss_bytes(pid)
+    memory.soak_rate, memory.soak_seconds = rate, seconds
+    memory.soak_calls, memory.soak_failed = step.ok, step.failed + step.uas_failed
+    memory.soak_samples = [(t, r) for t, r in samples if t <= seconds + 1]
+    marks = ", ".join(f"{t:.0f} s {r / 2**20:.0f}" for t, r in memory.soak_samples[::4])
+    log(f"  soak RSS (MiB): {marks}; 40 s after the last call {memory.soak_after / 2**20:.0f}")
+
+
 def run_box(
     args: argparse.Namespace, work: Path, stack: contextlib.ExitStack, deadline: float
 ) -> tuple[Target, BoxMemory]:
@@ -804,6 +856,11 @@ def run_box(
         f"  daemon RSS over the rate steps: {memory.rss_before_steps / 2**20:.1f} -> "
         f"{memory.rss_end / 2**20:.1f} MiB after {memory.calls_in_steps:,} calls"
     )
+    if args.soak:
+        target.fresh()
+        best = target.best
+        rate = args.soak_rate or (max(100, round(best.rate * 0.6, -1)) if best else args.start)
+        soak(target, instances[-1][0], int(rate), args.soak, uac_port, memory)
     if args.profile:
         target.fresh()
         profile_box(target, instances[-1][0], args, uac_port, work)
@@ -1233,6 +1290,23 @@ class Report:
                     f"over {m.calls_in_steps:,} short calls, still resident after them",
                 )
             )
+        if m is not None and m.soak_samples:
+            third = m.soak_seconds / 3
+            first = m.soak_growth(0.0, third)
+            last = m.soak_growth(2 * third, m.soak_seconds)
+            start, peak = m.soak_samples[0][1], max(r for _, r in m.soak_samples)
+            end = m.soak_samples[-1][1]
+            rows.append(
+                (
+                    f"RSS over a {m.soak_seconds:g} s soak at {m.soak_rate:,} calls/s (box)",
+                    f"{fmt_bytes(first)} per call in the first third, {fmt_bytes(last)} "
+                    f"in the last",
+                    f"daemon RSS {start / 2**20:.0f} -> {end / 2**20:.0f} MiB (peak "
+                    f"{peak / 2**20:.0f}) over {m.soak_calls:,} calls ({m.soak_failed:,} "
+                    f"failed), {m.soak_after / 2**20:.0f} MiB 40 s after the last; calls keep "
+                    f"their transactions 32 s, so RSS should climb for ~32 s and then level",
+                )
+            )
         return rows
 
     def text(self) -> str:
@@ -1378,6 +1452,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--registrations", type=int, default=10_000, help="in-process registrations (0: skip)"
     )
+    p.add_argument(
+        "--soak", type=float, default=150.0, help="seconds of calls with RSS sampled (0: skip)"
+    )
+    p.add_argument("--soak-rate", type=int, default=0, help="soak rate (0: 60%% of the best)")
     p.add_argument("--profile", action="store_true", help="py-spy the box at its highest held rate")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     p.add_argument("--no-results", action="store_true", help="do not write bench/RESULTS.md")
@@ -1387,7 +1465,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:  # shorter defaults; options given explicitly still win
         p.set_defaults(
             hold=5.0, start=200, factor=2.0, max_steps=3, bisect=0, budget=240, dialogs=200,
-            registrations_daemon=200, registrations=1000, no_results=True,
+            registrations_daemon=200, registrations=1000, no_results=True, soak=0,
         )  # fmt: skip
         args = p.parse_args(argv)
     args.registrations_daemon = max(0, min(args.registrations_daemon, 1999))
@@ -1435,7 +1513,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     targets = {t.strip() for t in args.targets.split(",") if t.strip()}
     t0 = time.monotonic()
-    deadline = t0 + args.budget
+    soak_time = args.soak + 45 if args.soak and "box" in targets else 0.0
+    deadline = t0 + args.budget + soak_time  # the soak comes on top of the budget
     work = Path(tempfile.mkdtemp(prefix="bench-sip-cps-"))
     report = Report(None, None, None, None, args, datetime.datetime.now())
     report.argv = list(sys.argv[1:] if argv is None else argv)
@@ -1451,7 +1530,9 @@ def main(argv: list[str] | None = None) -> int:
             if "box" in targets:
                 # the rest of the budget, less Kamailio's share (its steps are shorter)
                 share = 0.5 if "kamailio" in targets else 1.0
-                box_deadline = time.monotonic() + (deadline - time.monotonic() - 20) * share
+                box_deadline = (
+                    time.monotonic() + (deadline - soak_time - time.monotonic() - 20) * share
+                )
                 with contextlib.ExitStack() as stack:
                     report.box, report.memory = run_box(args, work, stack, box_deadline)
             if "kamailio" in targets:

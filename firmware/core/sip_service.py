@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from firmware.config import ConfigChanged
@@ -41,17 +43,88 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class _Unwritten:
+    """A call whose start is still held on the loop (see `CdrLog`)."""
+
+    caller: Caller
+    dialled: str
+    start: float
+    answer: float | None = None
+
+
+def _record_call(
+    call_id: str,
+    call: _Unwritten,
+    end: float,
+    disposition: str,
+    by: str,
+    cause: int,
+    status: int | None,
+    media: dict[str, int],
+    store: CdrStore,
+) -> object:
+    return store.record_call(
+        call_id,
+        direction="internal",
+        caller_number=call.caller.number,
+        caller_name=call.caller.display,
+        callee_dialled=call.dialled,
+        caller_tech="sip",
+        callee_tech="sip",
+        start=call.start,
+        answer=call.answer,
+        end=end,
+        disposition=disposition,
+        hangup_by=by,
+        cause=cause,
+        status=status,
+        extra={"media": media},
+    )
+
+
+def _end_call(
+    call_id: str,
+    at: float,
+    disposition: str,
+    by: str,
+    cause: int,
+    status: int | None,
+    media: dict[str, int],
+    store: CdrStore,
+) -> object:
+    return store.end(
+        call_id,
+        at,
+        disposition=disposition,
+        hangup_by=by,
+        cause=cause,
+        status=status,
+        extra={"media": media},
+    )
+
+
 class CdrLog:
     """B2BUA call events -> durable CDRs through a `CdrWriter` (group commit off the loop).
 
+    Most calls are short next to a second, so a call's start is held on the loop for
+    ``defer`` seconds: a call that ends meanwhile becomes one INSERT of the whole row
+    (`CdrStore.record_call`) instead of an INSERT and two read-modify-UPDATEs; a longer
+    one has its start (and answer) queued when ``defer`` is up, and its end when it
+    ends. So a call is committed at most ``defer`` + one writer batch after it starts.
     A step the writer's queue cannot take is logged in full instead (drop-to-log), so
     overload never blocks the loop and never loses a CDR silently.
     """
 
-    def __init__(self, store: CdrStore, writer: CdrWriter | None = None) -> None:
+    def __init__(
+        self, store: CdrStore, writer: CdrWriter | None = None, *, defer: float = 1.0
+    ) -> None:
         self.store = store
         self.writer = writer or CdrWriter(store)
+        self.defer = defer
         self._answered: set[str] = set()
+        self._unwritten: dict[str, _Unwritten] = {}  # by call id, oldest first
+        self._timer: asyncio.TimerHandle | None = None
         self._last_at = 0.0
 
     def _now(self) -> float:
@@ -69,7 +142,27 @@ class CdrLog:
         log.warning("CDR queue full: step logged, not stored", extra={"cdr": what, **fields})
 
     def started(self, call_id: str, caller: Caller, dialled: str) -> None:
-        at = self._now()
+        self._unwritten[call_id] = _Unwritten(caller, dialled, self._now())
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.defer, self._flush)
+
+    def _flush(self, everything: bool = False) -> None:
+        """Queue the starts (and answers) held ``defer`` seconds or more."""
+        self._timer = None
+        due = time.time() - self.defer
+        unwritten = self._unwritten
+        while unwritten:
+            call_id, call = next(iter(unwritten.items()))
+            if call.start > due and not everything:
+                self._timer = asyncio.get_running_loop().call_later(call.start - due, self._flush)
+                return
+            del unwritten[call_id]
+            self._write_start(call_id, call)
+            if call.answer is not None:
+                self._write_answer(call_id, call.answer)
+
+    def _write_start(self, call_id: str, call: _Unwritten) -> None:
+        caller, dialled, at = call.caller, call.dialled, call.start
         if not self.writer.submit(
             lambda store: store.start(
                 call_id,
@@ -84,11 +177,18 @@ class CdrLog:
         ):
             self._dropped("start", call_id=call_id, caller=caller.number, dialled=dialled, at=at)
 
+    def _write_answer(self, call_id: str, at: float) -> None:
+        if not self.writer.submit(lambda store: store.answer(call_id, at)):
+            self._dropped("answer", call_id=call_id, at=at)
+
     def answered(self, call_id: str) -> None:
         self._answered.add(call_id)
         at = self._now()
-        if not self.writer.submit(lambda store: store.answer(call_id, at)):
-            self._dropped("answer", call_id=call_id, at=at)
+        call = self._unwritten.get(call_id)
+        if call is not None:
+            call.answer = at
+        else:
+            self._write_answer(call_id, at)
 
     def ended(
         self, call_id: str, status: int | None, hangup_by: str, media: dict[str, int]
@@ -103,23 +203,28 @@ class CdrLog:
             cause = cause_for_sip_status(status)
         disposition = disposition_for(cause, answered=answered, hangup_by=by)
         at = self._now()
-        if not self.writer.submit(
-            lambda store: store.end(
-                call_id,
-                at,
-                disposition=disposition,
-                hangup_by=by,
-                cause=cause,
-                status=status,
-                extra={"media": media},
+        call = self._unwritten.pop(call_id, None)
+        step: Callable[[CdrStore], object]
+        if call is not None:  # the whole call in one row
+            step = functools.partial(
+                _record_call, call_id, call, at, disposition, by, cause, status, media
             )
-        ):
+        else:
+            step = functools.partial(_end_call, call_id, at, disposition, by, cause, status, media)
+        if not self.writer.submit(step):
             self._dropped(
                 "end", call_id=call_id, disposition=str(disposition), hangup_by=by,
                 cause=cause, status=status, media=media, at=at,
+                start=call.start if call else None, answer=call.answer if call else None,
+                caller=call.caller.number if call else None,
+                dialled=call.dialled if call else None,
             )  # fmt: skip
 
     def close(self) -> None:
+        """Queue every held start, write everything, stop the writer."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush(everything=True)
         self.writer.close()
 
 

@@ -141,6 +141,65 @@ def test_idle_writer_keeps_the_heartbeat(store: CdrStore) -> None:
     assert last_seen() > before
 
 
+def test_record_call_writes_the_row_three_steps_would(store: CdrStore) -> None:
+    base = 1_700_000_000.0
+    common = {"direction": "internal", "caller_number": "100", "callee_dialled": "201"}
+    store.start("steps", caller_tech="sip", at=base, **common)  # type: ignore[arg-type]
+    store.answer("steps", base + 1, callee_tech="sip")
+    store.end("steps", base + 5, disposition="answered", hangup_by="caller", cause=16,
+              status=200, extra={"media": {"rtp": 1}})  # fmt: skip
+    store.record_call(
+        "one", caller_tech="sip", callee_tech="sip", start=base, answer=base + 1, end=base + 5,
+        disposition="answered", hangup_by="caller", cause=16, status=200,
+        extra={"media": {"rtp": 1}}, **common,
+    )  # fmt: skip
+    steps, one = store.get("steps"), store.get("one")
+    assert steps is not None and one is not None
+    assert {**vars_of(steps), "call_id": "one"} == vars_of(one)
+    with pytest.raises(CdrError):  # the same checks as the steps
+        store.record_call("bad", caller_tech="sip", start=base, end=base + 1,
+                          disposition="answered", hangup_by="caller", **common)  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(CdrError):
+        store.record_call("bad", caller_tech="sip", start=base, answer=base - 1, end=base + 1,
+                          disposition="answered", hangup_by="caller", **common)  # type: ignore[arg-type]  # fmt: skip
+    with pytest.raises(CdrError):
+        store.record_call("one", caller_tech="sip", start=base, end=base,
+                          disposition="failed", hangup_by="box", **common)  # type: ignore[arg-type]  # fmt: skip
+    assert store.get("bad") is None
+
+
+def vars_of(record: object) -> dict[str, object]:
+    return {f: getattr(record, f) for f in record.__slots__}  # type: ignore[attr-defined]
+
+
+async def test_cdr_log_short_calls_one_row_long_calls_early_start(store: CdrStore) -> None:
+    import asyncio
+
+    from firmware.core.sip_service import CdrLog
+    from firmware.sip.b2bua import Caller
+
+    cdrs = CdrLog(store, CdrWriter(store, interval=0.01), defer=0.2)
+    try:
+        cdrs.started("short", Caller("100"), "201")
+        cdrs.answered("short")
+        cdrs.ended("short", 200, "caller", {"rtp_a_to_b_packets": 0})
+        cdrs.started("long", Caller("101", "Bo"), "202")
+        cdrs.answered("long")
+        await asyncio.sleep(0.5)  # past defer: the long call's start and answer are written
+        assert cdrs.writer.flush()
+        long = store.get("long")
+        assert long is not None and long.in_progress and long.answer is not None
+        cdrs.ended("long", 200, "callee", {})
+        cdrs.started("cut", Caller("102"), "203")  # still up when the service stops
+    finally:
+        cdrs.close()
+    short, long, cut = store.get("short"), store.get("long"), store.get("cut")
+    assert short is not None and short.disposition == "answered" and short.answer is not None
+    assert long is not None and long.hangup_by == "callee" and long.end is not None
+    assert cut is not None and cut.in_progress  # recover() closes it at the next start
+    assert cdrs.writer.stats.committed == 5  # short: 1 row; long: start, answer, end; cut
+
+
 CHILD = r"""
 import sys
 from firmware.core import CdrStore
