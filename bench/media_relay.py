@@ -436,6 +436,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="traffic per step")
     parser.add_argument("--quick", action="store_true", help="short smoke run, prints only")
+    parser.add_argument("--levels", help="comma-separated call counts (default: the full steps)")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument(
         "--targets",
@@ -446,6 +447,8 @@ def main() -> int:
     levels, transcode_levels, seconds = LEVELS, TRANSCODE_LEVELS, args.seconds
     if args.quick:
         levels, transcode_levels, seconds = [50, 200], [25, 50], 3.0
+    if args.levels:
+        levels = transcode_levels = [int(n) for n in args.levels.split(",")]
     wanted = args.targets.split(",")
     started = time.monotonic()
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
