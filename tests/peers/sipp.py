@@ -246,6 +246,15 @@ class SippProcess:
             ) from None
         return self.result()
 
+    def collect(self, timeout: float) -> SippResult:
+        """Its result after it exits, or after ``timeout`` s (then stopped first): for a
+        peer whose failure the caller wants to judge from its messages."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return self.result()
+
     def wait_listening(self, port: int, timeout: float = 15) -> None:
         """Until its UDP socket on ``port`` is bound (a UAS ready for calls)."""
         deadline = time.monotonic() + timeout
