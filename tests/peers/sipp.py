@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -344,13 +343,3 @@ class SippRunner:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def sipp_runner(work: Path) -> Iterator[SippRunner]:
-    """A runner whose SIPp processes are all stopped when the block ends."""
-    runner = SippRunner(work)
-    try:
-        yield runner
-    finally:
-        runner.close()

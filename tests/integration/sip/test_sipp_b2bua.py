@@ -423,8 +423,11 @@ def assert_offers_and_answers(
     rig: Rig, sdps: list[SipMessage], directions: list[str], *, not_port: int
 ) -> None:
     """One call's SDPs from the box to one party, in order: anchored at one relay port,
-    with the expected directions, one session whose version rises with every change."""
+    with the expected directions, one session whose version rises with every change,
+    each message with the box's Contact."""
     assert [sdp_media(m)[2] for m in sdps] == directions, "\n".join(map(str, sdps))
+    # INVITEs and their 2xx carry the box's Contact (RFC 3261 table 3; 12.1.1, 14)
+    assert all(m.header("Contact") for m in sdps), "\n".join(map(str, sdps))
     ports = {assert_anchored(rig, m, not_port=not_port)[1] for m in sdps}
     assert len(ports) == 1, f"the relay port moved: {ports}"
     origins = [origin(m) for m in sdps]
@@ -568,6 +571,7 @@ def test_early_media_reaches_the_caller_anchored(rig: Rig) -> None:
     for early, final in responses.values():
         assert (early.status, final.status) == (183, 200)
         assert early.header("Content-Type") == "application/sdp"
+        assert early.header("Contact") and final.header("Contact")  # dialog-establishing
         _, early_port, _ = assert_anchored(rig, early, not_port=b_port)
         _, final_port, _ = assert_anchored(rig, final, not_port=b_port)
         assert early_port == final_port
