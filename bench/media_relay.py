@@ -201,7 +201,12 @@ class BoxRelay:
             assert proc.stdin is not None
             proc.stdin.write(json.dumps(shares[w]) + "\n")
             proc.stdin.flush()
-        ports: list[list[list[int]]] = [json.loads(_readline(p, 120)) for p in self.procs]
+        ports: list[list[list[int]]] = []
+        for proc in self.procs:
+            answer = json.loads(_readline(proc, 120))
+            if not isinstance(answer, list):
+                raise RuntimeError(f"relay server could not open its sessions: {answer}")
+            ports.append(answer)
         dests: list[int] = []
         for i in range(len(phones)):
             dests += ports[i % self.workers][i // self.workers]

@@ -13,6 +13,7 @@ is the parent's to read (/proc/PID/stat), so that it counts this process alone.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import sys
 
@@ -23,6 +24,25 @@ from firmware.media.ports import PortAllocator
 from firmware.media.relay import Leg, RelaySession
 
 HOST = "127.0.0.1"
+BUSY_RETRIES = 200
+
+
+async def _open(mode: str, allocator: PortAllocator) -> RelaySession | MediaBridge:
+    """One session; pairs held by other processes on this shared host are skipped
+    (the allocator moves them to the back of its queue)."""
+    for _ in range(BUSY_RETRIES):
+        try:
+            if mode == "relay":
+                return await RelaySession.open(HOST, allocator)
+            bridge = await MediaBridge.open(HOST, allocator)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        bridge.configure(Leg.A, "PCMA")
+        bridge.configure(Leg.B, "PCMU")
+        return bridge
+    raise OSError(errno.EADDRINUSE, "no free media port pair in the bench's range")
 
 
 async def main(mode: str, first: int, last: int) -> None:
@@ -34,14 +54,7 @@ async def main(mode: str, first: int, last: int) -> None:
     sessions: list[RelaySession | MediaBridge] = []
     try:
         for port_a, port_b in phones:
-            session: RelaySession | MediaBridge
-            if mode == "relay":
-                session = await RelaySession.open(HOST, allocator)
-            else:
-                bridge = await MediaBridge.open(HOST, allocator)
-                bridge.configure(Leg.A, "PCMA")
-                bridge.configure(Leg.B, "PCMU")
-                session = bridge
+            session = await _open(mode, allocator)
             session.set_remote(Leg.A, HOST, port_a)
             session.set_remote(Leg.B, HOST, port_b)
             sessions.append(session)
