@@ -291,6 +291,7 @@ class SipService:
             while True:
                 await asyncio.sleep(5)
                 registrar.sweep()  # the CDR writer keeps the CDR heartbeat itself
+                relay_ports.sweep(asyncio.get_running_loop().time())
         finally:
             if guard_task is not None:
                 guard_task.cancel()

@@ -371,9 +371,10 @@ class RelayPorts(PortAllocator):
     that is 4,000 sockets a second opened and closed. A pair a session gives back stays
     bound in an idle FIFO and is handed out again once it has been idle ``quarantine``
     seconds (so late packets of the call that ended meet no other call: while idle they
-    are read and dropped). At most ``max_idle`` pairs wait; beyond that the oldest is
-    closed and its port released. Pooled pairs count as allocated. Call `close` (the
-    owner's shutdown) to close the idle sockets.
+    are read and dropped). At most ``max_idle`` pairs wait, none longer than
+    ``idle_timeout`` (`sweep`); beyond that the oldest is closed and its port released.
+    Pooled pairs count as allocated. Call `close` (the owner's shutdown) to close the
+    idle sockets.
     """
 
     def __init__(
@@ -383,10 +384,12 @@ class RelayPorts(PortAllocator):
         *,
         max_idle: int = 1024,
         quarantine: float = 0.5,
+        idle_timeout: float = 10.0,
     ) -> None:
         super().__init__(first, last)
         self.max_idle = max(0, max_idle)
         self.quarantine = quarantine
+        self.idle_timeout = idle_timeout
         self._idle: deque[_Pair] = deque()
         self.reused = 0  # pairs handed out again (for /metrics and tests)
 
@@ -426,6 +429,16 @@ class RelayPorts(PortAllocator):
         self._idle.append(pair)
         while len(self._idle) > self.max_idle:
             _close_pair(self._idle.popleft(), self)
+        self.sweep(now)
+
+    def sweep(self, now: float) -> int:
+        """Close the pairs idle for ``idle_timeout`` seconds (call this now and then:
+        when the calls stop, their sockets should not stay bound); returns how many."""
+        idle, closed = self._idle, 0
+        while idle and now - idle[0].idle_since >= self.idle_timeout:
+            _close_pair(idle.popleft(), self)
+            closed += 1
+        return closed
 
     def close(self) -> None:
         """Close every idle pair (their ports return once the sockets are closed)."""

@@ -125,3 +125,21 @@ async def test_steady_churn_opens_no_new_sockets(peer: PeerFactory, pool: RelayP
         relay.close()
         await asyncio.sleep(0.03)  # the pairs of two calls ago are out of quarantine
     assert fds() <= before + 4 and pool.reused - reused >= 90
+
+
+async def test_idle_pairs_expire(pool: RelayPorts) -> None:
+    expiring = RelayPorts(22700, 22799, quarantine=0.0, idle_timeout=0.05)
+    try:
+        relay = await RelaySession.open(HOST, expiring)
+        ports = relay.ports
+        relay.close()
+        assert expiring.idle == 2
+        await asyncio.sleep(0.06)
+        assert expiring.sweep(asyncio.get_running_loop().time()) == 2
+        await asyncio.sleep(0.02)
+        assert expiring.idle == 0 and expiring.available == expiring.capacity
+        for port in ports:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((HOST, port))  # unbound again
+    finally:
+        expiring.close()
