@@ -306,16 +306,17 @@ class SipService:
 
     async def _guard_overload(self, endpoint: SipEndpoint, cdr_log: CdrLog) -> None:
         """Refuse new calls (503) while the box is behind: SIP datagrams queued in the
-        kernel past 1/32 of the receive buffer (256 KiB of a 8 MiB buffer: ~200
-        datagrams, some 50 ms of work), the CDR writer more than half its queue
-        behind, or the loop lagging. Probed every 50 ms, so admission follows the
-        box's real capacity closely."""
+        kernel past 1/8 of the receive buffer (1 MiB of 8: ~800 datagrams, 160 ms of
+        traffic at 1,000 calls/s -- more and retransmissions start adding load; less
+        and a short CPU stall on a busy machine would already refuse calls), the CDR
+        writer more than half its queue behind, or the loop lagging. Probed every
+        50 ms, so admission follows the box's real capacity closely."""
         layer = endpoint.layer
         transport = endpoint.transport
         backlog = transport.receive_backlog()
         limits: dict[str, float] = {"cdr_backlog": cdr_log.writer.max_queue / 2}
         if backlog is not None:
-            limits["udp_backlog"] = max(64 * 1024, backlog[1] / 32)
+            limits["udp_backlog"] = max(128 * 1024, backlog[1] / 8)
         self.overload = guard = OverloadGuard(
             OverloadConfig(retry_after=endpoint.config.retry_after), limits
         )
