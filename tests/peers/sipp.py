@@ -33,6 +33,10 @@ _LOG_ENTRY = re.compile(
     r"(?:\(\d+ bytes\)|\[\d+\] bytes ):\n\n",
     re.MULTILINE,
 )
+_LOST_RECV = re.compile(r"message (?:\(retrans\) )?lost \(recv\)\.")
+_NOTES = re.compile(
+    r"(?:UDP|TCP|TLS|SCTP) message (?:\(retrans\) )?(?:voluntary )?lost \([^)]*\)\."
+)
 
 
 def free_udp_ports(count: int = 1) -> int:
@@ -75,6 +79,7 @@ class SipMessage:
 
     direction: str  # "sent" or "received"
     text: str
+    lost: bool = False  # received, then dropped by SIPp itself (-lost)
 
     @property
     def start_line(self) -> str:
@@ -110,19 +115,23 @@ class SipMessage:
         return parts[1] if len(parts) == 2 else ""
 
     def __str__(self) -> str:
-        return f"[{self.direction}] {self.text}"
+        return f"[{self.direction}{', dropped' if self.lost else ''}] {self.text}"
 
 
 def parse_message_log(text: str) -> list[SipMessage]:
-    """The messages of a SIPp ``-trace_msg`` log, in order."""
+    """The messages of a SIPp ``-trace_msg`` log, in order. A message SIPp dropped on
+    receipt (``-lost``) is kept with ``lost`` set; one it dropped instead of sending
+    is not in the log at all (only a note, which is removed)."""
     marks = list(_LOG_ENTRY.finditer(text))
     out = []
     for i, mark in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
         body = text[mark.end() : end]
-        # SIPp notes lost (-lost) messages and the like on lines of their own
+        # SIPp's own notes follow a message: a separator line, or text glued to its end
         body = body.split("\n-----", 1)[0]
-        out.append(SipMessage(mark.group(1), body.strip("\n") + "\n"))
+        lost = bool(_LOST_RECV.search(body))
+        body = _NOTES.sub("", body)
+        out.append(SipMessage(mark.group(1), body.strip("\n") + "\n", lost))
     return out
 
 
@@ -169,9 +178,12 @@ class SippResult:
         return self.count("FailedCall(C)")
 
     def received(self, *, status: int | None = None, method: str | None = None) -> list[SipMessage]:
+        """Messages that reached SIPp (those -lost made it drop included: they were on
+        the wire), optionally of one status and/or (CSeq) method."""
         return self._select("received", status, method)
 
     def sent(self, *, status: int | None = None, method: str | None = None) -> list[SipMessage]:
+        """Messages SIPp sent (not those -lost made it drop before sending)."""
         return self._select("sent", status, method)
 
     def _select(self, direction: str, status: int | None, method: str | None) -> list[SipMessage]:
