@@ -18,9 +18,18 @@ from typing import Any
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for both TCP and UDP on 127.0.0.1 (SIP listens on both)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for TCP and UDP on 127.0.0.1")
 
 
 def get_json(url: str, timeout: float = 5) -> tuple[int, Any]:
@@ -88,9 +97,20 @@ class Daemon:
         return self.proc.wait(timeout)
 
 
+def _ephemeral_low() -> int:
+    """Where the kernel starts handing out ephemeral ports (`free_port` draws from there)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def rtp_range(size: int = 400) -> str:
-    """A media port range of its own for each test daemon (several run side by side)."""
-    first = 20000 + 2 * random.randrange(0, (40000 - size) // 2)
+    """A media port range of its own for each test daemon (several run side by side),
+    below the ephemeral range, so a daemon's relay never takes a port `free_port` gave
+    to its own SIP listener or to a peer."""
+    low, high = 20000, min(_ephemeral_low(), 65536) - size
+    first = low + 2 * random.randrange(0, max(1, (high - low) // 2))
     return f"{first}-{first + size - 1}"
 
 
