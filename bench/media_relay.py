@@ -69,6 +69,20 @@ NG_PORT = 22_223
 LEVELS = [100, 250, 500, 750, 1000, 1250, 1500, 2000]
 TRANSCODE_LEVELS = [25, 50, 100, 150, 200, 300, 400, 500, 750, 1000]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NEXT_STEP = [
+    "Reading it: one Python process under uvloop forwards a packet for about the CPU"
+    " rtpengine's userspace path takes (both ~7-9 us), so per core the two carry the same"
+    " load; what gives out first is the tail latency of one busy event loop sharing 2 cores"
+    " with the generator and the other engineers' jobs. The next step, measured here as"
+    " `box-2w`, is worker processes: the SIP side keeps `RelaySession`'s interface and"
+    " hands each new call's sessions to one of N forwarding processes (one per core, each"
+    " its own uvloop and slice of the port range; `open`/`set_remote`/`stats`/`close` become"
+    " small messages over a pipe, packets never cross it). SO_REUSEPORT does not fit"
+    " media: each call owns its ports, so sharding is by call, not by socket. A C path"
+    " (a cffi-loaded forwarder on recvmmsg/sendmmsg, or the kernel's nftables/eBPF"
+    " forwarding rtpengine uses with its kernel module) would cut the per-packet CPU, which"
+    " is not the limit on this machine.",
+]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -595,7 +609,7 @@ def report(
             f"Transcoding (MediaBridge PCMA<->PCMU): {transcode.calls:,} calls held,"
             f" {transcode.us_per_packet or 0:.1f} us CPU per packet."
         )
-    lines += ["", "Every step:", "", "```", *log, "```", ""]
+    lines += ["", *NEXT_STEP, "", "Every step:", "", "```", *log, "```", ""]
     return "\n".join(lines)
 
 

@@ -2,10 +2,11 @@
 
 Call media: `RelaySession` (pass-through anchor, the ordinary call's path) and
 `MediaBridge` (the same interface plus per-leg codecs, transcoding, DTMF conversion,
-SRTP and playback).
+SRTP and playback); `Conference` (N members, each its own codec, mixed every 20 ms).
 """
 
 from firmware.media.bridge import BridgeCore, BridgeError, BridgeStats, LegMedia, MediaBridge
+from firmware.media.conference import Conference, ConferenceError
 from firmware.media.emodel import Quality, estimate
 from firmware.media.jitter import JitterBuffer, JitterStats
 from firmware.media.latch import Latch, is_rtcp, is_rtp
@@ -45,6 +46,8 @@ __all__ = [
     "BridgeError",
     "BridgeStats",
     "BufferSource",
+    "Conference",
+    "ConferenceError",
     "CryptoAttribute",
     "CryptoSuite",
     "EventReceiver",

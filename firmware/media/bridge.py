@@ -78,7 +78,16 @@ from firmware.media.telephone_event import (
 )
 from firmware.media.transcode import TranscodeError, Transcoder
 
-__all__ = ["TICK", "BridgeCore", "BridgeError", "BridgeStats", "LegMedia", "MediaBridge"]
+__all__ = [
+    "TICK",
+    "BridgeCore",
+    "BridgeError",
+    "BridgeStats",
+    "LegMedia",
+    "MediaBridge",
+    "Packetizer",
+    "bind_pair",
+]
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +342,9 @@ def _digit_of(events: list[bytes]) -> str:
     return "?"
 
 
-class _Injector:
-    """Synthesized audio toward one leg: 8 kHz frames in, RTP of the leg's codec out."""
+class Packetizer:
+    """Synthesized audio toward one leg: 8 kHz frames in, RTP of the leg's codec and
+    ptime out (its own SSRC and numbering; `_Outbound` maps it onto the leg's stream)."""
 
     def __init__(self, media: LegMedia, rng: random.Random) -> None:
         self.media = media
@@ -412,7 +422,7 @@ class BridgeCore:
         self._receivers = {Leg.A: RtpReceiver(), Leg.B: RtpReceiver()}
         self._counters = {Leg.A: _LegCounters(), Leg.B: _LegCounters()}
         self._plays: dict[Leg, _Play] = {}
-        self._injectors: dict[Leg, _Injector] = {}
+        self._injectors: dict[Leg, Packetizer] = {}
         self._routes: dict[Leg, _Route] = {}
         self._digits: dict[Leg, list[str]] = {Leg.A: [], Leg.B: []}
         self._rebuild()
@@ -561,7 +571,7 @@ class BridgeCore:
                 continue
             injector = self._injectors.get(to)
             if injector is None:
-                injector = self._injectors[to] = _Injector(media, self._rng)
+                injector = self._injectors[to] = Packetizer(media, self._rng)
             packets = injector.feed(frame, now)
             if packets:
                 out[to] = self._deliver(to, packets, now)
@@ -724,7 +734,7 @@ def _bind(family: int, address: str, port: int, dscp: int | None) -> socket.sock
     return sock
 
 
-def _bind_pair(
+def bind_pair(
     allocator: PortAllocator, family: int, address: str, dscp: int | None
 ) -> tuple[int, socket.socket, socket.socket]:
     """An allocated even/odd pair with both sockets bound, skipping pairs held elsewhere."""
@@ -802,7 +812,7 @@ class MediaBridge:
         bound: dict[Leg, tuple[int, socket.socket, socket.socket]] = {}
         try:
             for leg in (Leg.A, Leg.B):
-                bound[leg] = _bind_pair(allocator, family, address, dscp)
+                bound[leg] = bind_pair(allocator, family, address, dscp)
         except BaseException:
             for port, rtp, rtcp in bound.values():
                 rtp.close()
