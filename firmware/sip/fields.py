@@ -36,7 +36,6 @@ _VIA_RE = re.compile(
     r"[ \t]++(\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9_.\-]++)(?:[ \t]*+:[ \t]*+([0-9]++))?+[ \t]*+"
 )
 _CSEQ_RE = re.compile(rf"([0-9]++)[ \t]++([{TOKEN_CLASS}]++)")
-_DIGITS_RE = re.compile(r"[0-9]++")
 _MEDIA_TYPE_RE = re.compile(rf"([{TOKEN_CLASS}]++)[ \t]*+/[ \t]*+([{TOKEN_CLASS}]++)[ \t]*+")
 _CALL_ID_RE = re.compile(r"[!-~]++")
 _Q_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
@@ -261,7 +260,7 @@ def parse_cseq(value: str) -> CSeq:
 
 def parse_uint(value: str, what: str, maximum: int, *, clamp: bool = False) -> int:
     """Decimal digits only; above ``maximum`` is an error, or ``maximum`` when clamping."""
-    if _DIGITS_RE.fullmatch(value) is None:
+    if not (value.isascii() and value.isdigit()):  # isdigit alone takes other scripts' digits
         raise SipParseError(f"malformed {what}")
     if len(value) > 12 or int(value) > maximum:
         if clamp:

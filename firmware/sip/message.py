@@ -92,6 +92,7 @@ _CLEAN_LINE_RE = re.compile(
 )
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
 _CANONICAL = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
+_ANSWER_COPIES = ("from", "to", "call-id", "cseq")  # with every Via (§8.2.6.2)
 
 
 def _required(parse: Callable[[str], T], what: str) -> Callable[[list[str]], T]:
@@ -318,10 +319,16 @@ class Request(Message):
         Extra ``headers`` are appended. Dialog-forming responses must also copy
         Record-Route (§12.1.1); that is the caller's business.
         """
-        entries = self.headers._entries
-        copied = [e for e in entries if e[0] == "via"]
-        for key in ("from", "to", "call-id", "cseq"):
-            entry = next((e for e in entries if e[0] == key), None)
+        copied: list[tuple[str, str, str]] = []
+        first: dict[str, tuple[str, str, str]] = {}
+        for entry in self.headers._entries:
+            key = entry[0]
+            if key == "via":
+                copied.append(entry)
+            elif key in _ANSWER_COPIES and key not in first:
+                first[key] = entry
+        for key in _ANSWER_COPIES:
+            entry = first.get(key)  # type: ignore[assignment]
             if entry is None:
                 raise SipParseError(f"cannot answer a request without {_CANONICAL[key]}")
             if key == "to" and to_tag is not None and status > 100 and self.to.tag is None:
@@ -483,6 +490,7 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
     if len(entries) > MAX_HEADER_COUNT:
         raise SipParseError("too many header fields")
     headers = Headers._from_entries(entries)
+    has_via = any(e[0] == "via" for e in entries)
 
     start_line = lines[0]
     first = start_line.partition(" ")[0]
@@ -503,18 +511,18 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
                     raise SipParseError("control character in the header section")
         body = _body(raw, end + 4, seen.get("content-length"), stream)
         for key in _MANDATORY:
-            if key not in seen and (key != "via" or "via" not in headers):
+            if key not in seen and (key != "via" or not has_via):
                 raise SipParseError(f"missing {_CANONICAL[key]}")
-        headers._prime("via", parse_vias, parse_vias(headers.get_all("via")))
-        headers._prime("from", _FROM, parse_name_addr(seen["from"]))
-        headers._prime("to", _TO, parse_name_addr(seen["to"]))
-        headers._prime("call-id", _CALL_ID, check_call_id(seen["call-id"]))
+        cache = headers._cache  # what the properties would compute, computed now
+        cache["via"] = (parse_vias, parse_vias([e[2] for e in entries if e[0] == "via"]))
+        cache["from"] = (_FROM, parse_name_addr(seen["from"]))
+        cache["to"] = (_TO, parse_name_addr(seen["to"]))
+        cache["call-id"] = (_CALL_ID, check_call_id(seen["call-id"]))
         cseq = parse_cseq(seen["cseq"])
-        headers._prime("cseq", _CSEQ, cseq)
+        cache["cseq"] = (_CSEQ, cseq)
         if "max-forwards" in seen:
-            headers._prime(
-                "max-forwards", _MAX_FORWARDS, parse_uint(seen["max-forwards"], "Max-Forwards", 255)
-            )
+            max_forwards = parse_uint(seen["max-forwards"], "Max-Forwards", 255)
+            cache["max-forwards"] = (_MAX_FORWARDS, max_forwards)
         if is_response:
             return Response(status, reason, headers, body)
         if method is None or cseq.method != method:
