@@ -41,9 +41,14 @@ class CallLeg:
     allows_update: bool = False
     remote_sdp: bytes = b""  # last SDP this party sent
     sent_sdp: bytes = b""  # last SDP the box sent it
-    acked: asyncio.Event = field(default_factory=asyncio.Event)  # our 2xx's ACK (UAS legs)
-    ok: Response | None = None  # the party's 2xx to our INVITE (UAC legs): re-ACK it
-    ack: Request | None = None
+    # the box's last 2xx to an INVITE from this party, until its ACK comes (RFC 3261
+    # §13.3.1.4: resent over UDP meanwhile; no BYE may overtake it, §15)
+    unacked_2xx: Response | None = None
+    acked: asyncio.Event = field(default_factory=asyncio.Event)
+    ok: Response | None = None  # the party's 2xx to the box's first INVITE
+    # ACKs the box sent for this party's 2xx answers, by INVITE CSeq: a retransmitted
+    # 2xx gets the same ACK again (§13.2.2.4)
+    acks: dict[int, Request] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

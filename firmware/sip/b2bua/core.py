@@ -94,6 +94,7 @@ class B2BUA:
         self._branches: dict[tuple[str, str], tuple[Call, Branch]] = {}
         self._a_invites: dict[int, Call] = {}  # pending A INVITE transactions
         self._detached: dict[tuple[str, str], CallLeg] = {}  # transferred away, awaiting BYE
+        self._awaiting_ack: dict[tuple[str, str], CallLeg] = {}  # ended, BYE held for ACK
         self.stats: dict[str, int] = {"calls": 0, "answered": 0, "failed": 0, "transfers": 0}
         self.transfers = Transfers(self)
         self.local = LocalAnswerer(self)
@@ -168,16 +169,21 @@ class B2BUA:
         return True
 
     def on_ack(self, request: Request, peer: Peer) -> None:
-        """The ACK for a 2xx we sent (the call's answer, or a re-INVITE's)."""
-        found = self._legs.get((request.call_id, request.to.tag or ""))
-        if found is None:
+        """The ACK for a 2xx we sent (the call's answer, or a re-INVITE's) — also after
+        the call ended, when a BYE waits for it."""
+        key = (request.call_id, request.to.tag or "")
+        found = self._legs.get(key)
+        leg = found[1] if found is not None else self._awaiting_ack.get(key)
+        if leg is None or leg.unacked_2xx is None:
             return
-        call, leg = found
-        if not leg.box_is_uas or leg.acked.is_set():
-            return
+        if request.cseq.number != leg.unacked_2xx.cseq.number:
+            return  # the ACK of an older 2xx, retransmitted
+        leg.unacked_2xx = None
         leg.acked.set()
-        if call.pending_b_ack is not None and leg is call.caller_leg:
-            self._complete_late_offer(call, leg, request)
+        if found is not None:
+            call = found[0]
+            if call.pending_b_ack is not None and leg is call.caller_leg:
+                self._complete_late_offer(call, leg, request)
 
     def on_cancel(self, invite_txn: int, request: Request) -> None:
         call = self._a_invites.get(invite_txn)
@@ -190,13 +196,46 @@ class B2BUA:
         self._end(call, 487, "caller")
 
     def on_b_response_retransmitted(self, response: Response) -> None:
-        """A 2xx retransmission from a callee: our ACK was lost, send it again."""
+        """A 2xx retransmission for an INVITE the box sent on any leg (its first INVITE
+        or a re-INVITE): our ACK was lost, send that same ACK again (§13.2.2.4)."""
         found = self._legs.get((response.call_id, response.from_.tag or ""))
         if found is None:
             return
         leg = found[1]
-        if leg.ack is not None and leg.dialog is not None:
-            self.endpoint.send_stateless(leg.ack, leg.dialog.peer)
+        ack = leg.acks.get(response.cseq.number)
+        if ack is not None and leg.dialog is not None:
+            self.endpoint.send_stateless(ack, leg.dialog.peer)
+
+    def send_ack(
+        self,
+        leg: CallLeg,
+        invite_cseq: int,
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """ACK a 2xx the party sent to the box's INVITE, keeping it for retransmissions."""
+        dialog = leg.dialog
+        if dialog is None:
+            return
+        ack = dialog.ack(invite_cseq, body=body, headers=headers)
+        leg.acks[invite_cseq] = ack
+        while len(leg.acks) > 4:  # only recent INVITEs can still see their 2xx again
+            del leg.acks[min(leg.acks)]
+        self.endpoint.send_stateless(ack, dialog.peer)
+
+    def send_2xx(self, call: Call | None, leg: CallLeg, txn: int, response: Response) -> None:
+        """Answer an INVITE of the party with a 2xx, resent over UDP until its ACK
+        (§13.3.1.4); with ``call`` given, a missing ACK ends the call."""
+        self.endpoint.respond(txn, response)
+        self._track_2xx(call, leg, response)
+
+    def _track_2xx(self, call: Call | None, leg: CallLeg, response: Response) -> None:
+        leg.unacked_2xx = response
+        leg.acked.clear()
+        if leg.peer.transport != "udp":  # reliable transports: no retransmission
+            return
+        task = asyncio.create_task(self._retransmit_2xx(call, leg, response))
+        task.add_done_callback(_log_failure)
 
     # -- call setup -----------------------------------------------------------------------
 
@@ -518,8 +557,7 @@ class B2BUA:
         if call.late_offer and final.body:
             call.pending_b_ack = (b_leg, invite_cseq)  # the caller's ACK brings the answer
         else:
-            b_leg.ack = dialog.ack(invite_cseq)
-            self.endpoint.send_stateless(b_leg.ack, dialog.peer)
+            self.send_ack(b_leg, invite_cseq)
         call.answered = True
         self.stats["answered"] += 1
         if self.call_log is not None:
@@ -549,10 +587,7 @@ class B2BUA:
         a_leg.dialog.confirmed = True
         a_leg.dialog.local_contact = self.contact(a_leg.peer.transport)
         self._a_invites.pop(call.a_txn, None)
-        if a_leg.peer.transport == "udp":
-            task = asyncio.create_task(self._retransmit_2xx(call, a_leg, ok))
-            task.add_done_callback(_log_failure)
-            a_leg.tasks.append(task)
+        self._track_2xx(call, a_leg, ok)
         return a_leg
 
     def _complete_late_offer(self, call: Call, a_leg: CallLeg, ack: Request) -> None:
@@ -566,9 +601,7 @@ class B2BUA:
             except SdpError:
                 body = b""
         headers = [("Content-Type", "application/sdp")] if body else []
-        assert b_leg.dialog is not None
-        b_leg.ack = b_leg.dialog.ack(cseq, body=body, headers=headers)
-        self.endpoint.send_stateless(b_leg.ack, b_leg.dialog.peer)
+        self.send_ack(b_leg, cseq, body, headers)
 
     def _ack_and_bye(self, invite: Request, ok: Response, peer: Peer) -> None:
         with contextlib.suppress(DialogError, SipParseError):
@@ -578,8 +611,9 @@ class B2BUA:
             task = asyncio.create_task(self.endpoint.request(bye, peer))
             task.add_done_callback(_log_failure)
 
-    async def _retransmit_2xx(self, call: Call, leg: CallLeg, ok: Response) -> None:
-        """RFC 3261 §13.3.1.4: the UAS core resends its 2xx over UDP until the ACK comes."""
+    async def _retransmit_2xx(self, call: Call | None, leg: CallLeg, ok: Response) -> None:
+        """RFC 3261 §13.3.1.4: the UAS core resends its 2xx over UDP until the ACK comes
+        (even once the call is over: a BYE to this party waits for that ACK, §15)."""
         interval = T1
         waited = 0.0
         while waited < 64 * T1:
@@ -588,16 +622,19 @@ class B2BUA:
                 return
             except TimeoutError:
                 waited += interval
-                if call.ended:
-                    return
+                if leg.unacked_2xx is not ok:
+                    return  # a newer 2xx (or its ACK) replaced this one
                 self.endpoint.send_stateless(ok, leg.peer)
                 interval = min(interval * 2, T2)
+        leg.unacked_2xx = None
+        leg.acked.set()  # give up: a waiting BYE may go now
+        if call is None or call.ended:
+            return
         log.info("no ACK for 200 OK; ending the call", extra={"call": call.id})
         if call.pending_b_ack is not None:  # late offer never answered: ACK bare, then BYE
             b_leg, cseq = call.pending_b_ack
             call.pending_b_ack = None
-            if b_leg.dialog is not None:
-                self.endpoint.send_stateless(b_leg.dialog.ack(cseq), b_leg.dialog.peer)
+            self.send_ack(b_leg, cseq)
         self._hang_up(call, "box", exclude=None)
 
     def contact(self, transport: str) -> str:
@@ -696,8 +733,11 @@ class B2BUA:
         if request.method == "INVITE" and leg.sent_sdp:
             body = leg.sent_sdp
             headers.append(("Content-Type", "application/sdp"))
-            leg.acked.clear()
-        self.endpoint.respond(txn, request.make_response(200, headers=headers, body=body))
+        response = request.make_response(200, headers=headers, body=body)
+        if request.method == "INVITE":
+            self.send_2xx(None, leg, txn, response)
+        else:
+            self.endpoint.respond(txn, response)
 
     async def _forward(self, call: Call, leg: CallLeg, txn: int, request: Request) -> None:
         """Pass an in-dialog request to the other leg; its answer comes back."""
@@ -742,12 +782,14 @@ class B2BUA:
                     reply_headers.extend(timer_headers)
         if request.method == "INVITE" and ok:
             other.dialog.apply_response(response)
-            self.endpoint.send_stateless(other.dialog.ack(out.cseq.number), other.dialog.peer)
-            leg.acked.clear()
+            self.send_ack(other, out.cseq.number)
         reply = request.make_response(
             response.status, response.reason, headers=reply_headers, body=answer
         )
-        self.endpoint.respond(txn, reply)
+        if request.method == "INVITE" and ok:
+            self.send_2xx(None, leg, txn, reply)
+        else:
+            self.endpoint.respond(txn, reply)
 
     def _on_detached(self, txn: int, request: Request, leg: CallLeg) -> bool:
         """A party transferred out of its call: it may only say goodbye now."""
@@ -843,7 +885,7 @@ class B2BUA:
             response = await self.endpoint.request(request, dialog.peer)
             if 200 <= response.status < 300:
                 dialog.apply_response(response)
-                self.endpoint.send_stateless(dialog.ack(request.cseq.number), dialog.peer)
+                self.send_ack(leg, request.cseq.number)
         if 200 <= response.status < 300:
             answered = st.parse_session_expires(response.headers.get("Session-Expires"))
             if answered is not None and answered[1] == "uas":
@@ -853,10 +895,26 @@ class B2BUA:
     # -- teardown ---------------------------------------------------------------------
 
     def bye(self, leg: CallLeg) -> None:
-        if leg.dialog is not None:
-            request = leg.dialog.request("BYE")
-            task = asyncio.create_task(self.endpoint.request(request, leg.dialog.peer))
-            task.add_done_callback(_log_failure)
+        """BYE the party — after the ACK of a 2xx the box still resends to it (§15)."""
+        if leg.dialog is None:
+            return
+        if leg.unacked_2xx is not None:
+            key = leg.key
+            assert key is not None
+            self._awaiting_ack[key] = leg
+        task = asyncio.create_task(self._bye(leg))
+        task.add_done_callback(_log_failure)
+
+    async def _bye(self, leg: CallLeg) -> None:
+        dialog = leg.dialog
+        assert dialog is not None
+        if leg.unacked_2xx is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(leg.acked.wait(), 64 * T1 + 1)
+            key = leg.key
+            if key is not None and self._awaiting_ack.get(key) is leg:
+                del self._awaiting_ack[key]
+        await self.endpoint.request(dialog.request("BYE"), dialog.peer)
 
     def _hang_up(self, call: Call, by: str, *, exclude: CallLeg | None) -> None:
         """End an answered call; BYE every leg but the one that hung up."""
@@ -893,7 +951,6 @@ class B2BUA:
         self._a_invites.pop(call.a_txn, None)
         self._legs.pop((call.a_invite.call_id, call.a_tag), None)
         for leg in call.legs:
-            leg.acked.set()
             self.release_leg(leg)
         for branch in call.branches:
             self._branches.pop(branch.key, None)

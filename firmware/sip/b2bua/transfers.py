@@ -122,8 +122,7 @@ class Transfers:
             sent_sdp=branch.invite.body,
             ok=final,
         )
-        new.ack = dialog.ack(branch.invite.cseq.number)
-        b2bua.endpoint.send_stateless(new.ack, dialog.peer)
+        b2bua.send_ack(new, branch.invite.cseq.number)
         answer = b""
         with contextlib.suppress(SdpError):
             answer = b2bua._anchor(call, final.body, new, stay.origin)
@@ -149,7 +148,7 @@ class Transfers:
         response = await self.b2bua.endpoint.request(request, dialog.peer)
         if 200 <= response.status < 300:
             dialog.apply_response(response)
-            self.b2bua.endpoint.send_stateless(dialog.ack(request.cseq.number), dialog.peer)
+            self.b2bua.send_ack(leg, request.cseq.number)
             leg.sent_sdp = offer
             if response.body:
                 leg.remote_sdp = response.body
@@ -192,7 +191,7 @@ class Transfers:
             self.notify(x1, response.status, response.reason or "Failed", final=True)
             return
         y.dialog.apply_response(response)
-        b2bua.endpoint.send_stateless(y.dialog.ack(request.cseq.number), y.dialog.peer)
+        b2bua.send_ack(y, request.cseq.number)
         if call1.ended or call2.ended:
             return
         y.sent_sdp = offer
