@@ -161,6 +161,21 @@ def _key(name: str) -> str:
     return info[0] if info is not None else name_info(name)[0]
 
 
+def _append(entries: list[tuple[str, str, str]], name: str, value: str) -> str:
+    """Check one field and append it to ``entries`` (a list value split into its
+    elements); returns its key. One call per field: messages are built in bulk."""
+    info = NAME_TABLE.get(name)
+    key, canonical, flags = info if info is not None else name_info(name)
+    value = value.strip(" \t")
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError(f"CR, LF or NUL in the value of {canonical}")
+    if flags & LIST and "," in value:
+        entries.extend([(key, canonical, v) for v in split_list(value)])
+    else:
+        entries.append((key, canonical, value))
+    return key
+
+
 class Headers:
     """Ordered multi-dict of header fields: (name, value) in message order.
 
@@ -175,8 +190,9 @@ class Headers:
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._entries: list[tuple[str, str, str]] = []  # (key, canonical name, value)
         self._cache: dict[str, tuple[object, object]] = {}
+        entries = self._entries
         for name, value in items:
-            self.add(name, value)
+            _append(entries, name, value)
 
     @classmethod
     def _from_entries(cls, entries: list[tuple[str, str, str]]) -> Headers:
@@ -253,11 +269,7 @@ class Headers:
     # --- writing ---
     def add(self, name: str, value: str) -> None:
         """Append a header field (a list value is split into its elements)."""
-        key, canonical, values = self._checked(name, value)
-        if len(values) == 1:
-            self._entries.append((key, canonical, values[0]))
-        else:
-            self._entries.extend([(key, canonical, v) for v in values])
+        key = _append(self._entries, name, value)
         if self._cache:
             self._cache.pop(key, None)
 
