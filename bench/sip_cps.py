@@ -22,7 +22,13 @@ Memory, on the box: per active call (RSS delta with ``--dialogs`` calls up at on
 registered contact through the daemon (RSS delta when 1,999 more extensions register:
 the configuration holds at most 2,000 users) and with 10,000 registrations in-process
 (``Registrar`` + ``LocationService`` as the daemon wires them: tracemalloc, and RSS in a
-second fresh process), and how its RSS grows over the rate steps.
+second fresh process), how its RSS grows over the rate steps, and over a ``--soak`` of
+calls at one rate with RSS sampled every 5 s (does it level off once the calls' 32 s of
+transaction state is reached?).
+
+Past its capacity the box refuses new INVITEs with 503 + Retry-After (overload control);
+SIPp counts those calls as failed ("unexpected message"), so a step with 503s is not
+held, but calls it admitted complete and no datagrams are lost.
 
 ``--profile`` adds a py-spy run of the box at its highest held rate (hot spots in the
 output and in RESULTS.md).
@@ -1385,7 +1391,10 @@ def table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def source_state() -> str:
-    """The commit measured, and whether firmware/ had uncommitted changes."""
+    """The commit measured, and whether firmware/ had uncommitted changes
+    (``BENCH_SOURCE`` names it when the bench runs from an export of a commit)."""
+    if os.environ.get("BENCH_SOURCE"):
+        return os.environ["BENCH_SOURCE"]
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
