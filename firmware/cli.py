@@ -71,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
         "fault", parents=[data], help="make a service crash (to watch it being restarted)"
     )
     f.add_argument("service")
+    ph = ssub.add_parser("phone", parents=[data], help="work a virtual analog phone (fxsN)")
+    ph.add_argument("name", help="the FXS port, e.g. fxs1")
+    ph.add_argument("op", choices=["offhook", "onhook", "flash", "dial"])
+    ph.add_argument("digits", nargs="?", help="for dial: the DTMF digits, e.g. 201")
+    ln = ssub.add_parser("line", parents=[data], help="work a virtual PSTN line (fxoN)")
+    ln.add_argument("name", help="the FXO port, e.g. fxo1")
+    ln.add_argument("op", choices=["ring", "stop", "answer", "hangup"])
+    ln.add_argument("--cli", help="for ring: the caller's number (caller ID)")
+    ssub.add_parser("analog", parents=[data], help="the analog gateway's ports and calls")
 
     sub.add_parser("version", help="print the firmware version")
     return p
@@ -142,6 +151,20 @@ def _sim(args: argparse.Namespace) -> int:
     try:
         if args.action == "status":
             result = request(args.data, "GET", "/api/v1/sim")
+        elif args.action == "analog":
+            result = request(args.data, "GET", "/api/v1/analog")
+        elif args.action == "phone":
+            if (args.op == "dial") != bool(args.digits):
+                print("error: dial takes the digits, nothing else does", file=sys.stderr)
+                return 2
+            body = {"action": args.op, **({"digits": args.digits} if args.digits else {})}
+            result = request(args.data, "POST", f"/api/v1/sim/phones/{args.name}", body)
+        elif args.action == "line":
+            if args.cli is not None and args.op != "ring":
+                print("error: --cli goes with ring", file=sys.stderr)
+                return 2
+            body = {"action": args.op, **({"cli": args.cli} if args.cli else {})}
+            result = request(args.data, "POST", f"/api/v1/sim/lines/{args.name}", body)
         else:
             result = request(args.data, "POST", "/api/v1/sim/faults", {"service": args.service})
     except LocalApiError as exc:

@@ -71,6 +71,11 @@ def build(options: DaemonOptions) -> App:
     for service in board.services():
         app.supervisor.add(service)
     app.supervisor.add(SipService(app))
+    definition = getattr(board, "definition", None)
+    if definition is not None and any(d.kind.value in ("fxs", "fxo") for d in definition.devices):
+        from .core.analog_service import AnalogService
+
+        app.supervisor.add(AnalogService(app))  # after "sip": it answers the SIP service's query
     app.supervisor.add(ConsoleService(app, board.console_device))
     app.supervisor.add(WebService(app))
     return app

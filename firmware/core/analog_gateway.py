@@ -300,9 +300,7 @@ class PortLeg:
         elif isinstance(action, PlaceCall):
             self.calls.place_call(self, action.number, action.caller)
         elif isinstance(action, AnswerCall):
-            self.calls.answer_call(
-                self,
-            )
+            self.calls.answer_call(self)
         elif isinstance(action, ClearCall):
             self.calls.clear_call(self, action.cause)
         elif isinstance(action, Flash):
@@ -337,6 +335,11 @@ class PortLeg:
             or bool(self._signal)
             or self.call is not None
         )
+
+    @property
+    def timeslot_busy(self) -> bool:
+        """Something is being sent on the timeslot: call audio, a tone or signalling."""
+        return self.media_connected or self._tone is not None or bool(self._signal)
 
     def close(self) -> None:
         self.pcm.unsubscribe(self.slot, self._on_frame)

@@ -83,12 +83,17 @@ class ExtensionRouter:
         self.features = features if features is not None else FeatureStore(None)
         self.plan = DialPlan(())
         self.trunks: dict[tuple[str, int], str] = {}  # (IP, port) -> trunk name
+        # the box's own user agents (the analog gateway): trusted sources, static targets
+        self.internal: dict[tuple[str, int], str] = {}  # (IP, port) -> name
+        self.static: dict[str, Target] = {}  # extension -> where it rings (no REGISTER)
+        self._user_numbers: frozenset[str] = frozenset()
 
     def set_users(self, users: Iterable[Mapping[str, Any]]) -> None:
         """The ``users`` section changed (or the service starts): new dial plan, and the
         features reconciled with the new configuration (``FeatureStore.configure``)."""
         entries = [u for u in users if isinstance(u.get("extension"), str)]
-        self.plan = DialPlan(str(u["extension"]) for u in entries)
+        self._user_numbers = frozenset(str(u["extension"]) for u in entries)
+        self.plan = DialPlan(self._user_numbers | self.static.keys())
         try:
             self.features.configure(entries)
         except FeatureError as exc:  # stale overrides stay until the next change; calls go on
@@ -103,9 +108,26 @@ class ExtensionRouter:
                 table[(host, port)] = str(trunk.get("name"))
         self.trunks = table
 
+    def set_internal(self, name: str, host: str, port: int, extensions: Iterable[str]) -> None:
+        """A user agent of the box itself (``name``, e.g. the analog gateway) at
+        ``host:port``: its calls are trusted by source address like a trunk's (the caller
+        in its From is believed), and ``extensions`` ring it there with no REGISTER.
+        Replaces what ``name`` had; port 0 removes it."""
+        self.internal = {k: v for k, v in self.internal.items() if v != name}
+        self.static = {
+            k: t for k, t in self.static.items() if (t.peer.host, t.peer.port) in self.internal
+        }
+        if port:
+            self.internal[(host, port)] = name
+            peer = Peer("udp", host, port)
+            for ext in extensions:
+                uri = SipUri("sip", ext, host, port)
+                self.static[ext] = Target(uri=uri, peer=peer, callee=ext)
+        self.plan = DialPlan(self._user_numbers | self.static.keys())
+
     def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
-        """Trunk by source address, else digest auth (407 challenge, as PBXes do)."""
-        if (peer.host, peer.port) in self.trunks:
+        """Trunk or internal UA by source address, else digest auth (407 challenge, as PBXes do)."""
+        if (peer.host, peer.port) in self.trunks or (peer.host, peer.port) in self.internal:
             uri = request.from_.uri
             number = uri.user if isinstance(uri, SipUri) and uri.user else "anonymous"
             return Caller(number=number, display=request.from_.display_name)
@@ -228,12 +250,14 @@ class ExtensionRouter:
         return self._contacts(final)
 
     def _contacts(self, extension: str) -> tuple[Target, ...]:
-        """Every registered contact of ``extension`` (rung together)."""
-        return tuple(
+        """The static target of ``extension`` (an analog port) and every registered
+        contact of it (rung together)."""
+        static = self.static.get(extension)
+        return (*((static,) if static else ()), *(
             Target(uri=binding.uri, peer=binding.peer, callee=extension)
             for binding in self.location.contacts(extension)
             if isinstance(binding.uri, SipUri)
-        )
+        ))  # fmt: skip
 
 
 def _is_ip(host: str) -> bool:

@@ -32,6 +32,7 @@ from firmware.sip.registrar import Registrar, UserDirectory
 from firmware.system.certs import ensure_certificate, server_context
 
 from .causes import cause_for_sip_status
+from .analog_bus import AnalogBinding, AnalogBindingQuery
 from .cdr import CdrStore, disposition_for
 from .cdr_writer import CdrWriter
 from .features import FeatureStore
@@ -275,6 +276,15 @@ class SipService:
                 router.set_users(app.store.section("users"))
 
         unfollow_trunks = app.bus.subscribe(ConfigChanged, trunks_changed)
+
+        def analog_bound(event: AnalogBinding) -> None:  # the box's analog gateway (its ATA)
+            router.set_internal("analog", event.host, event.port, event.extensions)
+
+        unfollow_analog = app.bus.subscribe(AnalogBinding, analog_bound)
+        bound = AnalogBindingQuery()
+        app.bus.publish(bound)
+        for binding in bound.answers:
+            analog_bound(binding)
         # released media port pairs stay bound for the next calls (see RelayPorts); the
         # idle ones may take at most an eighth of the file descriptors
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -297,6 +307,7 @@ class SipService:
                 guard_task.cancel()
             unfollow()
             unfollow_trunks()
+            unfollow_analog()
             await endpoint.close()
             relay_ports.close()
             cdr_log.close()

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..config import SECTIONS, ConfigError, Problem, dump_yaml
 from ..config.admin import ADMIN, password_problems
+from . import sim_api
 from .auth import Verdict, check_admin, client_address
 from .context import Access, Csrf, WebState, policy, session, state
 from .health import box, health
@@ -300,3 +301,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get(f"{PREFIX}/config/{{section}}", get_section)
     router.add_get(f"{PREFIX}/sim", sim)
     router.add_post(f"{PREFIX}/sim/faults", sim_fault)
+    sim_api.add_routes(router)  # virtual analog devices, the analog gateway's status

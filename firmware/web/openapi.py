@@ -404,6 +404,128 @@ PATHS: Json = {
             },
         }
     },
+    "/api/v1/sim/phones/{name}": {
+        "post": {
+            "operationId": "simPhone",
+            "summary": "Simulated board only: work a virtual analog phone (fxsN): lift or "
+            "replace the handset, flash, dial DTMF digits, or send a test tone.",
+            "tags": ["simulator"],
+            "security": _AUTH_CSRF,
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["action"],
+                            "properties": {
+                                "action": {"enum": ["offhook", "onhook", "flash", "dial", "tone"]},
+                                "digits": {"type": "string"},
+                                "hz": {"type": "number", "minimum": 100, "maximum": 3800},
+                                "seconds": {"type": "number", "maximum": 30},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json({"type": "object"}, "Done; the phone's state."),
+                **_UNAUTHORIZED,
+                **_CSRF,
+                "404": _error("Not the sim board, or no such phone."),
+                "409": _error("Not possible now (e.g. dialling on-hook)."),
+                "422": _error("Unknown action or bad argument."),
+            },
+        }
+    },
+    "/api/v1/sim/lines/{name}": {
+        "post": {
+            "operationId": "simLine",
+            "summary": "Simulated board only: work a virtual PSTN line (fxoN): ring it "
+            "(with caller ID), stop ringing, answer or hang up the far end, send a test tone.",
+            "tags": ["simulator"],
+            "security": _AUTH_CSRF,
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["action"],
+                            "properties": {
+                                "action": {"enum": ["ring", "stop", "answer", "hangup", "tone"]},
+                                "cli": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+                                "hz": {"type": "number", "minimum": 100, "maximum": 3800},
+                                "seconds": {"type": "number", "maximum": 30},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json({"type": "object"}, "Done; the line's state."),
+                **_UNAUTHORIZED,
+                **_CSRF,
+                "404": _error("Not the sim board, or no such line."),
+                "409": _error("Not possible in the line's state."),
+                "422": _error("Unknown action or bad argument."),
+            },
+        }
+    },
+    "/api/v1/sim/devices/{name}/heard": {
+        "get": {
+            "operationId": "simHeard",
+            "summary": "Simulated board only: the last seconds a virtual phone's earpiece "
+            "or a PSTN line's exchange side heard, as base64 16-bit little-endian PCM at 8 kHz.",
+            "tags": ["simulator"],
+            "security": _AUTH,
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "seconds",
+                    "in": "query",
+                    "schema": {"type": "number", "maximum": 60, "default": 2},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "rate": {"type": "integer"},
+                            "until": {"type": "number"},
+                            "samples": {"type": "integer"},
+                            "pcm": {"type": "string"},
+                        },
+                    },
+                    "The audio.",
+                ),
+                "400": _error("Bad seconds."),
+                **_UNAUTHORIZED,
+                "404": _error("Not the sim board, or no such device."),
+            },
+        }
+    },
+    "/api/v1/analog": {
+        "get": {
+            "operationId": "analogStatus",
+            "summary": "The analog gateway: each FXS/FXO port (state, number, timeslot, RTP) "
+            "and what is in use (channels, calls, RTP ports, timeslots).",
+            "tags": ["status"],
+            "security": _AUTH,
+            "responses": {
+                "200": _json({"type": "object"}, "The gateway's status."),
+                **_UNAUTHORIZED,
+                "404": _error("No analog gateway is running."),
+            },
+        }
+    },
 }
 
 
