@@ -31,8 +31,8 @@ from firmware.sip.peer import Peer
 from firmware.sip.registrar import Registrar, UserDirectory
 from firmware.system.certs import ensure_certificate, server_context
 
-from .causes import cause_for_sip_status
 from .analog_bus import AnalogBinding, AnalogBindingQuery
+from .causes import cause_for_sip_status
 from .cdr import CdrStore, disposition_for
 from .cdr_writer import CdrWriter
 from .features import FeatureStore
@@ -239,6 +239,22 @@ class SipService:
         self.b2bua: B2BUA | None = None
         self.location: LocationService | None = None
         self.overload: OverloadGuard | None = None
+
+    def gauges(self) -> list[tuple[str, str, float]]:
+        """What /metrics shows of SIP: calls up and registered contacts."""
+        b2bua, location = self.b2bua, self.location
+        return [
+            (
+                "skillepunkt_sip_calls_active",
+                "Calls through the B2BUA right now (ringing or answered).",
+                float(b2bua.active_calls if b2bua is not None else 0),
+            ),
+            (
+                "skillepunkt_sip_contacts",
+                "Registered contacts in the location service.",
+                float(len(location) if location is not None else 0),
+            ),
+        ]
 
     async def run(self, ready: Callable[[], None]) -> None:
         app = self.app

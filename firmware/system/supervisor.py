@@ -87,6 +87,19 @@ class Supervisor:
     def names(self) -> list[str]:
         return [s.name for s in self._services]
 
+    def gauges(self) -> list[tuple[str, str, float]]:
+        """(name, help, value) of what running services count (calls up, contacts...):
+        a service offers them with an optional ``gauges()`` method."""
+        out: list[tuple[str, str, float]] = []
+        for service in self._services:
+            offer = getattr(service, "gauges", None)
+            if callable(offer):
+                try:
+                    out.extend(offer())
+                except Exception:  # a service between restarts: nothing to count
+                    log.debug("gauges unavailable", extra={"service": service.name})
+        return out
+
     def status(self) -> list[ServiceStatus]:
         self._expire_degraded()
         return [self._status[s.name] for s in self._services]

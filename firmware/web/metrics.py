@@ -154,6 +154,8 @@ def collect(app: App, web_state: WebState) -> str:
         "Configuration documents imported over the web, by result.",
         [({"result": r}, web_state.imports[r]) for r in ("ok", "rejected")],
     )
+    for name, help_text, value in app.supervisor.gauges():
+        out.family(name, "gauge", help_text, [({}, value)])
     return out.render()
 
 

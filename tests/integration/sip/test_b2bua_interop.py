@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,15 @@ def wait_cdrs(box: Daemon, n: int, timeout: float = 10) -> list[sqlite3.Row]:
         if len(rows) >= n or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
+
+
+def gauge(box: Daemon, name: str) -> float:
+    """One unlabelled sample of the box's /metrics."""
+    with urllib.request.urlopen(box.web + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_sipp_registers_with_digest_and_calls_through_the_box(
@@ -162,9 +172,15 @@ def test_two_pjsua_phones_talk_through_the_anchored_relay(box: Daemon, tmp_path:
         assert incoming["remote"].startswith("<sip:101@"), incoming  # the caller's number
         a.wait_for("call_state", state="CONFIRMED")
         time.sleep(2.5)
+        assert gauge(box, "skillepunkt_sip_calls_active") == 1
+        assert gauge(box, "skillepunkt_sip_contacts") == 2
         b.send("hangup")  # BYE from the callee's side
         a.wait_for("call_state", state="DISCONNECTED")
         b.wait_for("call_state", state="DISCONNECTED")
+        deadline = time.monotonic() + 5
+        while gauge(box, "skillepunkt_sip_calls_active") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gauge(box, "skillepunkt_sip_calls_active") == 0
     finally:
         a.close()
         b.close()
