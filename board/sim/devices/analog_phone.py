@@ -184,6 +184,7 @@ class AnalogPhone:
             "ringing": self.ringing,
             "tone": self.tone,
             "dialled": self.dialled,
+            "rings": [list(r) for r in self.rings()[-6:]],  # (start, end) on the line clock
         }
 
 
