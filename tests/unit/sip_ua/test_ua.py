@@ -121,7 +121,7 @@ async def test_callee_hangs_up_and_refresh_keeps_sdp(ua_pair: Pair) -> None:
 
 
 async def test_refused_call_fails_with_its_status() -> None:
-    a, ra, b, rb = await pair(refuse=486)
+    a, ra, b, _ = await pair(refuse=486)
     try:
         a.invite("101", "201", OFFER)
         assert await ra.wait("failed") == 486
