@@ -162,6 +162,11 @@ class Sip(Model):
     digest_algorithms: Annotated[
         list[Literal["SHA-256", "MD5"]], Field(min_length=1), AfterValidator(_algorithms)
     ] = Field(default_factory=lambda: list(_DIGEST_DEFAULT))
+    # A hold is answered by the box, which plays music to the held party; off: the hold
+    # is passed to the other party as a re-INVITE (it then hears silence).
+    music_on_hold: bool = True
+    # RFC 4028 session interval the box asks for and refreshes (Min-SE is 90 s).
+    session_expires: Annotated[int, Field(ge=90, le=86400)] = 1800
 
 
 class Forward(Model):

@@ -306,7 +306,16 @@ class SipService:
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         max_idle = 1024 if nofile == resource.RLIM_INFINITY else min(1024, nofile // 16)
         relay_ports = RelayPorts(ports.rtp_first, ports.rtp_last, max_idle=max_idle)
-        self.b2bua = B2BUA(endpoint, router, ports.host, relay_ports, cdr_log)
+        sip_policy = app.store.section("sip")
+        self.b2bua = B2BUA(
+            endpoint,
+            router,
+            ports.host,
+            relay_ports,
+            cdr_log,
+            session_expires=int(sip_policy.get("session_expires", 1800)),
+            music_on_hold=bool(sip_policy.get("music_on_hold", True)),
+        )
         guard_task: asyncio.Task[None] | None = None
         try:
             await endpoint.start()

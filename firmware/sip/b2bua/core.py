@@ -44,6 +44,7 @@ from ..sdp import (
 from ..uri import SipUri
 from . import session_timer as st
 from .call import Branch, Call, CallLeg
+from .hold import MusicOnHold
 from .local import LocalAnswerer
 from .plan import (
     Caller,
@@ -80,6 +81,7 @@ class B2BUA:
         no_answer_timeout: float = 120.0,
         session_expires: int = DEFAULT_SESSION_EXPIRES,
         min_se: int = st.MIN_SE,
+        music_on_hold: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
@@ -98,6 +100,7 @@ class B2BUA:
         self.stats: dict[str, int] = {"calls": 0, "answered": 0, "failed": 0, "transfers": 0}
         self.transfers = Transfers(self)
         self.local = LocalAnswerer(self)
+        self.moh: MusicOnHold | None = MusicOnHold(self) if music_on_hold else None
 
     @property
     def active_calls(self) -> int:
@@ -159,6 +162,9 @@ class B2BUA:
             self.transfers.on_refer(txn, request, call, leg)
         elif method == "PRACK":
             self.endpoint.respond(txn, request.make_response(481))
+        elif self.moh is not None and self.moh.wants(call, leg, request):
+            task = asyncio.create_task(self.moh.handle(txn, call, leg, request))
+            task.add_done_callback(_log_failure)
         elif self._is_refresh(request, leg):
             self._answer_refresh(txn, request, leg)
         elif method in FORWARDED_IN_DIALOG:
@@ -946,6 +952,8 @@ class B2BUA:
             "rtp_b_to_a_packets": stats.rtp_b_to_a.packets,
             "rtp_dropped": stats.rtp_a_to_b.dropped + stats.rtp_b_to_a.dropped,
         }
+        if self.moh is not None:
+            self.moh.stop(call)
         call.relay.close()
         self.calls.pop(call.id, None)
         self._a_invites.pop(call.a_txn, None)

@@ -9,21 +9,18 @@ media figures work as for any call.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import secrets
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from firmware.media.codecs.g711 import alaw_encode, ulaw_encode
+from firmware.media.player import BufferSource
 from firmware.media.relay import Leg as Side
-from firmware.media.rtp import build_rtp
 
 from ..sdp import SdpError, parse_sdp
 from .call import Call
+from .inject import RelayInjector
 from .plan import LocalAnswer
 
 if TYPE_CHECKING:
@@ -32,12 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RATE = 8000
-FRAME = 160  # 20 ms
 # (frequency Hz, duration ms) segments; 0 Hz is silence
 CONFIRM = [(1400, 100), (0, 100), (1400, 100), (0, 100), (1400, 100), (0, 400)]
 ERROR = [(950, 330), (1400, 330), (1800, 330), (0, 500)]
 REPEATS = 2
-CODECS = {8: ("PCMA", alaw_encode), 0: ("PCMU", ulaw_encode)}
+CODECS = {8: "PCMA", 0: "PCMU"}
 
 
 def tone_samples(segments: list[tuple[int, int]], level_dbm0: float = -13.0) -> np.ndarray:
@@ -63,25 +59,19 @@ class LocalAnswerer:
             b2bua._finish_a(call, 488)
             b2bua._end(call, 488, "box")
             return
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=(b2bua.media_address, 0)
-        )
+        injector = RelayInjector(call.relay, Side.B, b2bua.media_address, pt)
+        samples = tone_samples(CONFIRM if plan.ok else ERROR)
+        await injector.play(BufferSource(np.tile(samples, REPEATS)))
         try:
-            host, port = transport.get_extra_info("sockname")[:2]
-            call.relay.set_remote(Side.B, host, port)
             body = _sdp(b2bua.media_address, call.relay.port(Side.A), pt, call)
             ok = b2bua._respond_a(call, 200, body)
             call.answered = True
             if b2bua.call_log is not None:
                 b2bua.call_log.answered(call.id)
-            a_leg = b2bua.confirm_a(call, ok)
-            if not call.a_invite.body:
-                a_leg.sent_sdp = b""  # our offer; the ACK's answer is not needed for a tone
-            samples = tone_samples(CONFIRM if plan.ok else ERROR)
-            await _play(transport, (host, call.relay.port(Side.B)), samples, pt, call)
+            b2bua.confirm_a(call, ok)
+            await injector.done()
         finally:
-            transport.close()
+            injector.stop()
         if not call.ended:
             b2bua._hang_up(call, "box", exclude=None)
 
@@ -101,7 +91,7 @@ def _choose_payload(offer: bytes) -> int | None:
 
 
 def _sdp(address: str, port: int, pt: int, call: Call) -> bytes:
-    name = CODECS[pt][0]
+    name = CODECS[pt]
     text = (
         f"v=0\r\no=skillepunkt 0 0 IN IP4 {address}\r\ns=-\r\nc=IN IP4 {address}\r\n"
         f"t=0 0\r\nm=audio {port} RTP/AVP {pt}\r\na=rtpmap:{pt} {name}/8000\r\n"
@@ -110,26 +100,3 @@ def _sdp(address: str, port: int, pt: int, call: Call) -> bytes:
     sdp = parse_sdp(text.encode())
     call.caller_leg.origin.stamp(sdp)
     return sdp.to_bytes()
-
-
-async def _play(
-    transport: asyncio.DatagramTransport,
-    dest: tuple[str, int],
-    samples: np.ndarray,
-    pt: int,
-    call: Call,
-) -> None:
-    encode = CODECS[pt][1]
-    ssrc, seq, ts = secrets.randbits(32), secrets.randbits(16), secrets.randbits(32)
-    start = time.monotonic()
-    frame = 0
-    for _ in range(REPEATS):
-        for i in range(0, len(samples) - FRAME + 1, FRAME):
-            if call.ended:
-                return
-            payload = encode(samples[i : i + FRAME])
-            transport.sendto(build_rtp(pt, seq, ts, ssrc, payload, marker=frame == 0), dest)
-            seq, ts, frame = seq + 1, ts + FRAME, frame + 1
-            delay = start + frame * 0.02 - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)

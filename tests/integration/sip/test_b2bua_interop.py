@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from peers.audio import dominant_frequency, tone_wav
+from peers.audio import dominant_frequency, frequencies_heard, tone_wav
 from peers.box import Daemon, free_port, start_daemon, stop_daemon
 from peers.pjsua import PjPhone
 
@@ -275,8 +275,20 @@ def test_call_over_tls_between_two_pjsua_phones(box: Daemon, tmp_path: Path) -> 
     assert peak > 2000 and abs(freq - 600) < 40, (freq, peak)
 
 
-def test_hold_and_resume_with_reinvite_through_the_box(box: Daemon) -> None:
-    """A re-INVITE (sendonly, then sendrecv) crosses the box with its SDP re-anchored."""
+@pytest.fixture
+def plain_hold_box(tmp_path: Path) -> Iterator[Daemon]:
+    d = start_daemon(tmp_path, USERS + "sip: {music_on_hold: false}\n")
+    try:
+        d.wait_healthy()
+        yield d
+    finally:
+        stop_daemon(d)
+
+
+def test_hold_and_resume_with_reinvite_through_the_box(plain_hold_box: Daemon) -> None:
+    """Without music on hold, a re-INVITE (sendonly, then sendrecv) crosses the box
+    with its SDP re-anchored."""
+    box = plain_hold_box
     domain = f"127.0.0.1:{box.sip_port}"
     a = PjPhone(
         domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True
@@ -301,3 +313,42 @@ def test_hold_and_resume_with_reinvite_through_the_box(box: Daemon) -> None:
         b.close()
     (row,) = wait_cdrs(box, 1)
     assert row["disposition"] == "answered"
+
+
+def test_held_party_hears_music_on_hold(box: Daemon, tmp_path: Path) -> None:
+    """201 puts 101 on hold: the box answers the hold itself and 101 hears the box's
+    music instead of 201's audio; on resume 101 hears 201 again."""
+    tone, recorded = tmp_path / "tone.wav", tmp_path / "heard.wav"
+    tone_wav(tone, 1000.0, seconds=20.0)
+    domain = f"127.0.0.1:{box.sip_port}"
+    a = PjPhone(domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True)  # fmt: skip
+    b = PjPhone(domain=domain, user="201", password="pass-201-secret", port=free_port(), register=True, auto_answer=True)  # fmt: skip
+    try:
+        a.wait_for("reg_state", code=200)
+        b.wait_for("reg_state", code=200)
+        b.send("play", wav=str(tone))
+        a.send("record", wav=str(recorded))
+        a.send("call", uri=f"sip:201@{domain}")
+        a.wait_for("call_state", state="CONFIRMED")
+        time.sleep(3)
+        b.send("hold")
+        b.wait_for("media", status=2)  # B's hold was answered (by the box)
+        time.sleep(4)
+        b.send("unhold")
+        time.sleep(3)
+        a.send("hangup")
+        b.wait_for("call_state", state="DISCONNECTED")
+    finally:
+        a.close()
+        b.close()
+    heard = frequencies_heard(recorded)
+    music = {440.0, 523.0, 659.0, 784.0}
+    near = lambda f, targets: any(abs(f - t) < 12 for t in targets)  # noqa: E731
+    first_music = next(i for i, f in enumerate(heard) if near(f, music))
+    assert any(abs(f - 1000) < 12 for f in heard[:first_music]), heard  # 201 before the hold
+    music_windows = [f for f in heard if near(f, music)]
+    assert len(music_windows) >= 4, heard  # about 4 s of music on hold
+    last_music = max(i for i, f in enumerate(heard) if near(f, music))
+    assert any(abs(f - 1000) < 12 for f in heard[last_music + 1 :]), heard  # 201 again
+    during = heard[first_music : last_music + 1]
+    assert not any(abs(f - 1000) < 12 for f in during), heard  # never 201 while held

@@ -219,7 +219,8 @@ def box_config(trunk_port: int) -> str:
     return (
         f"users:\n{users}"
         f"trunks:\n  - {{name: carrier, host: 127.0.0.1, port: {trunk_port}, registration: false}}\n"
-        "sip: {digest_algorithms: [MD5]}\n"  # SIPp 3.6 knows MD5 only
+        # SIPp 3.6 knows MD5 only; holds passed on as re-INVITEs (what these tests check)
+        "sip: {digest_algorithms: [MD5], music_on_hold: false}\n"
     )
 
 
