@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from drivers.analog_events import AnalogEvent, PortRunner
 from drivers.daa_si3050 import DaaSi3050
 from drivers.slic_si3215 import SlicSi3215
+from firmware.config import ConfigChanged
 from firmware.dsp import CountryProfile, load_profile
 from firmware.sip.peer import Peer
 from firmware.sip.ua import UaCall, UserAgent
@@ -97,16 +98,7 @@ class AnalogService:
             for d in (definition.devices if definition is not None else ())
             if d.kind.value in ("fxs", "fxo")
         ]
-        users = [u for u in app.store.section("users") if isinstance(u.get("extension"), str)]
-        taken = [str(u["extension"]) for u in users]
-        taken += [str(q["extension"]) for q in app.store.section("queues") if q.get("extension")]
-        ports = app.store.section("ports")
-        disabled = {str(p["name"]) for p in ports if not p.get("enabled", True)}
-        configured = {
-            str(p["name"]): (p.get("extension"), p.get("destination"))
-            for p in ports
-            if str(p["name"]) not in disabled
-        }
+        taken, configured, disabled = self._config()
         devices = [d for d in devices if d.name not in disabled]
         names = [d.name for d in devices]
         self.plans = {p.name: p for p in plan_ports(names, configured, taken)}
@@ -148,6 +140,7 @@ class AnalogService:
             bus = app.bus
             unsubscribe.append(bus.subscribe(AnalogBindingQuery, self._answer_binding))
             unsubscribe.append(bus.subscribe(AnalogStatusQuery, self._answer_status))
+            unsubscribe.append(bus.subscribe(ConfigChanged, self._on_config))
             async with asyncio.TaskGroup() as tg:
                 started = [asyncio.Event() for _ in runners]
                 for runner, event in zip(runners, started, strict=True):
@@ -177,6 +170,56 @@ class AnalogService:
             for handle in reversed(opened):
                 with contextlib.suppress(Exception):
                     handle.close()
+
+    def gauges(self) -> list[tuple[str, str, float]]:
+        """What /metrics shows of the analog ports: what is in use right now."""
+        in_use = self.describe()["in_use"]
+        helps = {
+            "channels": "Analog ports not idle (dialling, ringing, in a call, tones).",
+            "calls": "Calls of the analog gateway's SIP user agent.",
+            "rtp_ports": "RTP sockets open for analog calls.",
+            "timeslots": "PCM timeslots carrying call audio, tones or signalling.",
+        }
+        return [
+            (f"skillepunkt_analog_{key}_in_use", text, float(in_use[key]))
+            for key, text in helps.items()
+        ]
+
+    def _on_config(self, event: ConfigChanged) -> None:
+        """Users, queues or ports changed: renumber the ports in place and tell the SIP
+        service (a port's call in progress goes on)."""
+        if not {"users", "queues", "ports"} & set(event.sections) or not self.legs:
+            return
+        taken, configured, _ = self._config()
+        plans = plan_ports(list(self.legs), configured, taken)
+        self.plans = {p.name: p for p in plans}
+        extensions = [p.extension for p in plans if p.extension]
+        dialplan = DialPlan([*taken, *extensions])
+        for plan in plans:
+            channel = self.legs[plan.name].channel
+            if isinstance(channel, FxsChannel):
+                channel.extension = plan.extension or ""
+                channel.dialplan = dialplan
+            else:
+                channel.destination = plan.destination or ""
+        self.app.bus.publish(self.binding())
+        log.info("analog ports renumbered", extra={"extensions": ",".join(extensions)})
+
+    def _config(
+        self,
+    ) -> tuple[list[str], dict[str, tuple[str | None, str | None]], set[str]]:
+        """(numbers users and queues have, per-port (extension, destination), disabled ports)."""
+        store = self.app.store
+        taken = [str(u["extension"]) for u in store.section("users") if u.get("extension")]
+        taken += [str(q["extension"]) for q in store.section("queues") if q.get("extension")]
+        ports = store.section("ports")
+        disabled = {str(p["name"]) for p in ports if not p.get("enabled", True)}
+        configured = {
+            str(p["name"]): (p.get("extension"), p.get("destination"))
+            for p in ports
+            if str(p["name"]) not in disabled
+        }
+        return taken, configured, disabled
 
     def _on_event(self, name: str, event: AnalogEvent) -> None:
         leg = self.legs.get(name)

@@ -202,3 +202,22 @@ def test_sim_cli_refuses_bad_requests(box: Daemon) -> None:
     on_hook = box.cli("sim", "phone", "fxs2", "dial", "201")
     assert on_hook.returncode == 1 and "off-hook" in on_hook.stderr
     assert box.cli("sim", "line", "fxs1", "ring").returncode == 1  # not a line
+
+
+def test_port_numbers_follow_a_configuration_change(
+    box: Daemon, phones: dict[str, PjPhone], tmp_path: Path
+) -> None:
+    doc = tmp_path / "renumbered.yaml"
+    doc.write_text(CONFIG + '  - {name: fxs1, extension: "301"}\n')
+    imported = box.cli("config", "import", str(doc))
+    assert imported.returncode == 0, imported.stderr
+    port = lambda: request(box.data, "GET", "/api/v1/analog")["ports"]["fxs1"]  # noqa: E731
+    wait_until(lambda: port()["extension"] == "301", timeout=10)
+    bo = phones["202"]
+    bo.send("call", uri=f"sip:301@127.0.0.1:{box.sip_port}")
+    wait_until(lambda: device(box, "fxs1")["ringing"], timeout=10)
+    bo.send("hangup")
+    bo.wait_for("call_state", state="DISCONNECTED")
+    assert_released(box)
+    bo.send("call", uri=f"sip:101@127.0.0.1:{box.sip_port}")  # the old number is gone
+    assert bo.wait_for("call_state", state="DISCONNECTED")["code"] == 404
