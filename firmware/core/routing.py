@@ -127,10 +127,16 @@ class ExtensionRouter:
 
     def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
         """Trunk or internal UA by source address, else digest auth (407 challenge, as PBXes do)."""
-        if (peer.host, peer.port) in self.trunks or (peer.host, peer.port) in self.internal:
+        source = (peer.host, peer.port)
+        if source in self.trunks or source in self.internal:
             uri = request.from_.uri
             number = uri.user if isinstance(uri, SipUri) and uri.user else "anonymous"
-            return Caller(number=number, display=request.from_.display_name)
+            display = request.from_.display_name
+            target = self.static.get(number)
+            if target is not None and (target.peer.host, target.peer.port) == source:
+                # the box's own UA vouches for its port's extension: feature codes allowed
+                return AuthenticatedCaller(number=number, display=display)
+            return Caller(number=number, display=display)
         if self.guard.blocked(peer.host, ()):
             return request.make_response(403, to_tag=new_tag())
         credentials = None

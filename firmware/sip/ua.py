@@ -172,14 +172,15 @@ class UserAgent:
         call.local_sdp = sdp
         host, port = self.address
         server = f"{self.server.host}:{self.server.port}"
+        user = number.replace("#", "%23")  # feature codes end in # (RFC 3261 25.1 escaping)
         from_user = caller if caller and caller.isalnum() else "anonymous"
         call_id = new_call_id(host)
         invite = Request(
             "INVITE",
-            f"sip:{number}@{server}",
+            f"sip:{user}@{server}",
             [
                 ("From", f"<sip:{from_user}@{host}:{port}>;tag={call.local_tag}"),
-                ("To", f"<sip:{number}@{server}>"),
+                ("To", f"<sip:{user}@{server}>"),
                 ("Call-ID", call_id),
                 ("CSeq", "1 INVITE"),
                 ("Contact", self.contact),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from firmware.core.analog_media import MediaError, RtpChannel, remote_rtp, session_sdp
-from firmware.core.routing import ExtensionRouter
+from firmware.core.routing import AuthenticatedCaller, ExtensionRouter
 from firmware.media.codecs.g711 import alaw_decode, alaw_encode
 from firmware.media.rtp import build_rtp, parse_rtp
 from firmware.sip.b2bua import Caller, RouteStep
@@ -50,7 +50,11 @@ def test_internal_ua_is_trusted_and_its_extensions_ring_it() -> None:
     assert r.authenticate(request, Peer("udp", "127.0.0.1", 40000)).status == 407  # type: ignore[union-attr]
     r.set_internal("analog", "127.0.0.1", 40000, ["101", "102"])
     caller = r.authenticate(request, Peer("udp", "127.0.0.1", 40000))
-    assert caller == Caller("101")
+    assert caller == AuthenticatedCaller("101")  # its port's extension: may use feature codes
+    other = r.authenticate(
+        parse_message(invite_from("4512345678")), Peer("udp", "127.0.0.1", 40000)
+    )
+    assert type(other) is Caller and other.number == "4512345678"  # FXO caller ID, believed
     assert r.authenticate(request, Peer("udp", "127.0.0.1", 40001)).status == 407  # type: ignore[union-attr]
     plan = r.route(Caller("201"), "101")
     assert isinstance(plan, list)

@@ -12,6 +12,7 @@ import pytest
 from firmware.sip.dialog import Dialog
 from firmware.sip.peer import Peer
 from firmware.sip.ua import CallState, UaCall, UserAgent
+from firmware.sip.uri import unescape
 
 OFFER = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
 ANSWER = OFFER.replace(b"o=- 1", b"o=- 2")
@@ -153,6 +154,14 @@ async def test_unanswered_incoming_call_refused_by_callee(ua_pair: Pair) -> None
     b.hangup(incoming_call(b), 480)
     assert await ra.wait("failed") == 480
     assert a.active == 0 and b.active == 0
+
+
+async def test_feature_code_is_escaped_and_arrives_whole(ua_pair: Pair) -> None:
+    a, _, _b, rb = ua_pair
+    out = a.invite("*21*202#", "101", OFFER)
+    assert out.invite is not None and "%23" in str(out.invite.uri)
+    number, _, _ = await rb.wait("incoming")  # type: ignore[misc]
+    assert unescape(number) == "*21*202#"
 
 
 async def test_bad_numbers_are_refused(ua_pair: Pair) -> None:
