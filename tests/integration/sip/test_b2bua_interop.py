@@ -335,6 +335,7 @@ def test_held_party_hears_music_on_hold(box: Daemon, tmp_path: Path) -> None:
         b.wait_for("media", status=2)  # B's hold was answered (by the box)
         time.sleep(4)
         b.send("unhold")
+        b.wait_for("media", status=1)  # active again (the box answered the resume)
         time.sleep(3)
         a.send("hangup")
         b.wait_for("call_state", state="DISCONNECTED")
@@ -349,6 +350,9 @@ def test_held_party_hears_music_on_hold(box: Daemon, tmp_path: Path) -> None:
     music_windows = [f for f in heard if near(f, music)]
     assert len(music_windows) >= 4, heard  # about 4 s of music on hold
     last_music = max(i for i, f in enumerate(heard) if near(f, music))
-    assert any(abs(f - 1000) < 12 for f in heard[last_music + 1 :]), heard  # 201 again
+    # the music stops with the resume (pjsua2 does not restart its own player after a
+    # hold, so what 201 sends afterwards is silence: the relay's resume is checked in
+    # tests/unit/sip_b2bua/test_inject.py with plain sockets)
+    assert last_music < len(heard) - 3, heard
     during = heard[first_music : last_music + 1]
     assert not any(abs(f - 1000) < 12 for f in during), heard  # never 201 while held
