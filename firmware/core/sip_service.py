@@ -62,7 +62,7 @@ def _record_call(
     by: str,
     cause: int,
     status: int | None,
-    media: dict[str, int],
+    media: dict[str, object],
     store: CdrStore,
 ) -> object:
     return store.record_call(
@@ -91,7 +91,7 @@ def _end_call(
     by: str,
     cause: int,
     status: int | None,
-    media: dict[str, int],
+    media: dict[str, object],
     store: CdrStore,
 ) -> object:
     return store.end(
@@ -192,7 +192,7 @@ class CdrLog:
             self._write_answer(call_id, at)
 
     def ended(
-        self, call_id: str, status: int | None, hangup_by: str, media: dict[str, int]
+        self, call_id: str, status: int | None, hangup_by: str, media: dict[str, object]
     ) -> None:
         answered = call_id in self._answered
         self._answered.discard(call_id)

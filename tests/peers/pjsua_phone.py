@@ -47,6 +47,9 @@ class Call(pj.Call):  # type: ignore[misc]
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.phone.call_ended(self)
 
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:
+        emit("dtmf", digit=prm.digit)
+
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:
         emit("xfer_status", code=prm.statusCode, reason=prm.reason, final=prm.finalNotify)
 
@@ -119,8 +122,9 @@ class Phone:
         self.ep.transportCreate(kind, tcfg)
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
+        wanted = [f"{c}/8000/1" for c in args.codecs.split(",")]
         for codec in self.ep.codecEnum2():
-            priority = {"PCMA/8000/1": 255, "PCMU/8000/1": 254}.get(codec.codecId, 0)
+            priority = 255 - wanted.index(codec.codecId) if codec.codecId in wanted else 0
             self.ep.codecSetPriority(codec.codecId, priority)
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:{args.user}@{args.domain}"
@@ -180,6 +184,8 @@ class Phone:
             index = command.get("index")
             for call in list(self.calls) if index is None else [self.calls[index]]:
                 call.hangup(pj.CallOpParam())
+        elif cmd == "dtmf" and self.calls:  # RFC 4733 events when negotiated
+            self.calls[-1].dialDtmf(command["digits"])
         elif cmd == "xfer" and self.calls:  # blind transfer (REFER)
             self.calls[int(command.get("index", -1))].xfer(command["uri"], pj.CallOpParam())
         elif cmd == "xfer_replaces" and len(self.calls) > 1:  # attended transfer
@@ -256,6 +262,7 @@ def main() -> None:
     p.add_argument("--srtp", action="store_true")
     p.add_argument("--rtp-port", type=int, default=4000)
     p.add_argument("--log-level", type=int, default=1)
+    p.add_argument("--codecs", default="PCMA,PCMU", help="offered codecs, in order")
     p.add_argument("--require-100rel", action="store_true", help="PRACK mandatory (RFC 3262)")
     p.add_argument("--session-expires", type=int, default=0, help="always use session timers")
     Phone(p.parse_args()).run()

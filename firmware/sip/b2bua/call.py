@@ -11,18 +11,40 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from firmware.media.relay import Leg as Side
-from firmware.media.relay import RelaySession
+from firmware.media.relay import RelayStats
+
+if TYPE_CHECKING:
+    from firmware.media.latch import Addr
 
 from ..dialog import Dialog
 from ..endpoint import ClientTransaction
 from ..message import Request, Response
 from ..peer import Peer
-from ..sdp import OriginManager
+from ..sdp import OriginManager, SessionDescription
+from .media import MediaPlan
 from .plan import Caller, Target
 from .reliable import ReliableReceiver, ReliableSender
 from .session_timer import LegTimer
+
+
+class Anchor(Protocol):
+    """Where a call's media goes through the box: a pass-through `RelaySession` or a
+    `MediaBridge` (SRTP, transcoding); the B2BUA needs only this much of either."""
+
+    def port(self, leg: Side) -> int: ...
+
+    def set_remote(
+        self, leg: Side, host: str | None, port: int, rtcp_port: int | None = None
+    ) -> None: ...
+
+    def remote(self, leg: Side) -> Addr | None: ...
+
+    def stats(self) -> RelayStats: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -77,7 +99,7 @@ class Call:
     id: str
     caller: Caller
     dialled: str
-    relay: RelaySession
+    relay: Anchor
     legs: list[CallLeg]  # [caller, callee] once answered; [caller] while ringing
     # setup state of the caller's INVITE (leg A)
     a_txn: int
@@ -90,6 +112,8 @@ class Call:
     branches: list[Branch] = field(default_factory=list)
     late_offer: bool = False  # the caller's INVITE had no SDP: its ACK carries the answer
     pending_b_ack: tuple[CallLeg, int] | None = None  # (callee leg, INVITE CSeq) for late offer
+    media: MediaPlan = field(default_factory=MediaPlan)
+    caller_offer: SessionDescription | None = None
     answered: bool = False
     ended: bool = False
     started: float = field(default_factory=time.time)

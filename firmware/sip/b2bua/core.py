@@ -23,9 +23,11 @@ import secrets
 import time
 from collections.abc import Callable
 
+from firmware.media.bridge import MediaBridge
 from firmware.media.ports import PortAllocator
 from firmware.media.relay import Leg as Side
 from firmware.media.relay import RelaySession
+from firmware.media.srtp import SrtpSession
 
 from ..dialog import Dialog, DialogError, new_call_id, new_tag
 from ..endpoint import SipEndpoint
@@ -35,6 +37,7 @@ from ..peer import Peer
 from ..sdp import (
     OriginManager,
     SdpError,
+    SessionDescription,
     parse_sdp,
     rewrite_for_anchor,
     rtcp_address,
@@ -43,9 +46,10 @@ from ..sdp import (
 )
 from ..uri import SipUri
 from . import session_timer as st
-from .call import Branch, Call, CallLeg
+from .call import Anchor, Branch, Call, CallLeg
 from .hold import MusicOnHold
 from .local import LocalAnswerer
+from .media import MediaRefused, SrtpPolicy, answer_to_caller, offer_to_callee, plan_for_offer
 from .plan import (
     Caller,
     CallLog,
@@ -257,7 +261,18 @@ class B2BUA:
         a_timer_headers: list[tuple[str, str]],
     ) -> None:
         try:
-            relay = await RelaySession.open(self.media_address, self.ports)
+            caller_offer = parse_sdp(request.body) if request.body else None
+            media = plan_for_offer(caller_offer, SrtpPolicy.OPTIONAL)
+        except (SdpError, MediaRefused) as exc:
+            log.info("unusable SDP offer", extra={"error": str(exc), "source": str(peer)})
+            self.endpoint.respond(txn, request.make_response(488, to_tag=new_tag()))
+            return
+        relay: Anchor
+        try:
+            if media.bridge:
+                relay = await MediaBridge.open(self.media_address, self.ports)
+            else:
+                relay = await RelaySession.open(self.media_address, self.ports)
         except Exception:
             log.exception("no media ports for a call")
             self.endpoint.respond(txn, request.make_response(503, to_tag=new_tag()))
@@ -283,6 +298,8 @@ class B2BUA:
             a_invite=request,
             a_tag=a_tag,
             b_origin=OriginManager(self.media_address),
+            media=media,
+            caller_offer=caller_offer,
         )
         call.prack_done.set()
         self.calls[call.id] = call
@@ -292,7 +309,13 @@ class B2BUA:
             self.call_log.started(call.id, caller, dialled)
         call.late_offer = not request.body
         try:
-            offer = self._anchor(call, request.body, a_leg, call.b_origin)
+            offer = self._anchor(
+                call,
+                request.body,
+                a_leg,
+                call.b_origin,
+                transform=lambda sdp: offer_to_callee(call.media, sdp),
+            )
         except SdpError as exc:
             log.info("unusable SDP offer", extra={"error": str(exc), "source": str(peer)})
             self._finish_a(call, 488)
@@ -464,7 +487,14 @@ class B2BUA:
         body = b""
         if response.body:
             try:
-                body = self._anchor(call, response.body, None, call.caller_leg.origin, Side.B)
+                body = self._anchor(
+                    call,
+                    response.body,
+                    None,
+                    call.caller_leg.origin,
+                    Side.B,
+                    transform=self._answer_policy(call),
+                )
             except SdpError:
                 body = b""
         self._provisional_a(call, response.status, body)
@@ -557,9 +587,19 @@ class B2BUA:
         self._legs[key] = (call, b_leg)
         invite_cseq = branch.invite.cseq.number
         try:
-            body = self._anchor(call, final.body, b_leg, call.caller_leg.origin)
-        except SdpError:
-            body = b""
+            body = self._anchor(
+                call,
+                final.body,
+                b_leg,
+                call.caller_leg.origin,
+                transform=self._answer_policy(call),
+            )
+        except (SdpError, MediaRefused) as exc:
+            log.info("callee's answer unusable", extra={"call": call.id, "error": str(exc)})
+            self.send_ack(b_leg, invite_cseq)
+            self._finish_a(call, 488)
+            self._hang_up(call, "box", exclude=call.caller_leg)
+            return
         if call.late_offer and final.body:
             call.pending_b_ack = (b_leg, invite_cseq)  # the caller's ACK brings the answer
         else:
@@ -660,8 +700,9 @@ class B2BUA:
         source: CallLeg | None,
         origin: OriginManager,
         side: Side | None = None,
-        relay: RelaySession | None = None,
+        relay: Anchor | None = None,
         out_port_side: Side | None = None,
+        transform: Callable[[SessionDescription], object] | None = None,
     ) -> bytes:
         """Record the sender's media address in the relay (on its ``side``); return the
         SDP for the other party, pointing at the relay port of the other side.
@@ -681,12 +722,42 @@ class B2BUA:
             relay.set_remote(side, rtp[0], rtp[1], rtcp[1] if rtcp else None)
         if source is not None:
             source.remote_sdp = body
+        if transform is not None:  # media policy: codecs, SRTP (see `media`)
+            transform(sdp)
         port_side = out_port_side or side.other
         ports = [relay.port(port_side)] + [0] * (len(sdp.media) - 1)
         out = rewrite_for_anchor(sdp, self.media_address, ports, origin)
         for extra in out.media[1:]:  # one anchored stream per call; others declined
             extra.port = 0
         return out.to_bytes()
+
+    def _answer_policy(self, call: Call) -> Callable[[SessionDescription], object] | None:
+        """For a bridged call: the callee's answer becomes the box's answer to the caller
+        (codec it can serve, its own a=crypto) and the bridge learns both legs."""
+        offer = call.caller_offer
+        if not call.media.bridge or offer is None:
+            return None
+
+        def apply(sdp: SessionDescription) -> None:
+            caller, callee = answer_to_caller(call.media, offer, sdp)
+            bridge = call.relay
+            assert isinstance(bridge, MediaBridge)
+            srtp = None
+            decision = call.media.srtp
+            if call.media.secure and decision is not None:
+                assert decision.local is not None and decision.remote is not None
+                srtp = SrtpSession.from_sdes(decision.local, decision.remote)
+            for side, leg, keys in ((Side.A, caller, srtp), (Side.B, callee, None)):
+                bridge.configure(
+                    side,
+                    leg.codec,
+                    payload_type=leg.payload_type,
+                    ptime=leg.ptime,
+                    telephone_event_pt=leg.event_pt,
+                    srtp=keys,
+                )
+
+        return apply
 
     # -- responses on leg A -------------------------------------------------------------
 
@@ -947,11 +1018,14 @@ class B2BUA:
         call.ended = True
         call.prack_done.set()
         stats = call.relay.stats()
-        media = {
+        media: dict[str, object] = {
             "rtp_a_to_b_packets": stats.rtp_a_to_b.packets,
             "rtp_b_to_a_packets": stats.rtp_b_to_a.packets,
             "rtp_dropped": stats.rtp_a_to_b.dropped + stats.rtp_b_to_a.dropped,
         }
+        quality = getattr(stats, "quality", None)  # a bridged call measures each leg
+        if quality:
+            media["quality"] = quality
         if self.moh is not None:
             self.moh.stop(call)
         call.relay.close()

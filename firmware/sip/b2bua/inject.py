@@ -22,8 +22,9 @@ import numpy as np
 from firmware.media.codecs.g711 import alaw_encode, ulaw_encode
 from firmware.media.player import Source
 from firmware.media.relay import Leg as Side
-from firmware.media.relay import RelaySession
 from firmware.media.rtp import build_rtp
+
+from .call import Anchor
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ ENCODERS: dict[int, Callable[[np.ndarray], bytes]] = {8: alaw_encode, 0: ulaw_en
 class RelayInjector:
     """Plays ``source`` into ``relay`` as the party on ``side`` (G.711 ``pt``)."""
 
-    def __init__(self, relay: RelaySession, side: Side, address: str, pt: int) -> None:
+    def __init__(self, relay: Anchor, side: Side, address: str, pt: int) -> None:
         if pt not in ENCODERS:
             raise ValueError(f"the box plays G.711 only, not payload type {pt}")
         self.relay, self.side, self.address, self.pt = relay, side, address, pt
@@ -75,7 +76,7 @@ class RelayInjector:
         try:
             while True:
                 frame = source.read()
-                if frame is None or self.relay.closed:
+                if frame is None:
                     return
                 payload = encode(frame)
                 marker = self.frames == 0

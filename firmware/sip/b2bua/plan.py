@@ -79,7 +79,7 @@ class CallLog(Protocol):
     def answered(self, call_id: str) -> None: ...
 
     def ended(
-        self, call_id: str, status: int | None, hangup_by: str, media: dict[str, int]
+        self, call_id: str, status: int | None, hangup_by: str, media: dict[str, object]
     ) -> None: ...
 
 

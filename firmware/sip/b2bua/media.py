@@ -1,0 +1,149 @@
+"""Which media path a call takes, and what the box offers and answers for it.
+
+Most calls need nothing but address rewriting: both phones speak G.711 and plain RTP,
+and the callee picks from the caller's own codecs. Those go through the pass-through
+`RelaySession` (the fast path). A call whose caller offers SRTP (SDES, RFC 4568), or
+offers only one of PCMA/PCMU, goes through a `MediaBridge` instead, so the box can
+terminate SRTP on the caller's leg and transcode when the callee answers with a codec
+the caller did not offer:
+
+* toward the callee the box offers plain RTP with the caller's codecs, plus whichever
+  of PCMA/PCMU was missing (it can transcode between them and G.722);
+* toward the caller it answers with the callee's codec when the caller offered it
+  (pass-through), else with the caller's first codec the box can transcode, keeping
+  telephone-event when the caller offered it (the bridge converts to or from in-band
+  DTMF), and with the box's own ``a=crypto`` when the caller's leg is SRTP.
+
+These functions are pure: SDP in, SDP and bridge settings out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.media.sdes import SdesDecision, SrtpPolicy, Verdict, answer_offer, format_crypto
+
+from ..sdp import Attribute, Media, SessionDescription, media_codecs
+
+G711 = {"PCMA": 8, "PCMU": 0}
+TRANSCODABLE = ("PCMA", "PCMU", "G722")
+
+
+class MediaRefused(ValueError):
+    """The caller's media cannot be served (488): ``reason`` says why."""
+
+
+@dataclass(frozen=True)
+class LegSettings:
+    """What one leg negotiated, for `MediaBridge.configure`."""
+
+    codec: str
+    payload_type: int
+    ptime: int
+    event_pt: int | None
+
+
+@dataclass
+class MediaPlan:
+    bridge: bool = False
+    srtp: SdesDecision | None = None  # the decision for the caller's offer
+    offered: list[str] | None = None  # the caller's codec names, in its order
+
+    @property
+    def secure(self) -> bool:
+        return self.srtp is not None and self.srtp.verdict is Verdict.SRTP
+
+
+def plan_for_offer(sdp: SessionDescription | None, policy: SrtpPolicy) -> MediaPlan:
+    """The plan for a caller's offer (None: a late offer, which takes the relay)."""
+    if sdp is None or not sdp.media:
+        return MediaPlan()
+    media = sdp.media[0]
+    decision = answer_offer(policy, media.proto, media.values("crypto"))
+    if decision.verdict is Verdict.REFUSE:
+        raise MediaRefused(decision.reason)
+    names = [c.name.upper() for c in media_codecs(media)]
+    bridge = decision.verdict is Verdict.SRTP or not set(G711) <= set(names)
+    return MediaPlan(bridge, decision, names)
+
+
+def offer_to_callee(plan: MediaPlan, sdp: SessionDescription) -> None:
+    """In place: plain RTP toward the callee, with both G.711 laws offered."""
+    if not plan.bridge or not sdp.media:
+        return
+    media = sdp.media[0]
+    media.remove("crypto")
+    media.proto = "RTP/AVP"
+    present = {c.name.upper() for c in media_codecs(media)}
+    for name, pt in G711.items():
+        if name not in present and str(pt) not in media.formats:
+            _insert_codec(media, pt, name)
+
+
+def answer_to_caller(
+    plan: MediaPlan, caller_offer: SessionDescription, answer: SessionDescription
+) -> tuple[LegSettings, LegSettings]:
+    """In place: turn the callee's (anchored) answer into the box's answer to the caller.
+    Returns the caller's and the callee's leg settings."""
+    callee = _settings(answer.media[0])
+    offered = caller_offer.media[0]
+    media = answer.media[0]
+    offered_codecs = media_codecs(offered)
+    match = next(
+        (c for c in offered_codecs if c.name.upper() == callee.codec and c.pt is not None),
+        None,
+    )
+    if match is None:
+        match = next(
+            (c for c in offered_codecs if c.name.upper() in TRANSCODABLE and c.pt is not None),
+            None,
+        )
+        if match is None:
+            raise MediaRefused("no codec of the caller's the box can transcode to")
+    assert match.pt is not None
+    events = next((c.pt for c in offered_codecs if c.name.lower() == "telephone-event"), None)
+    media.formats = [str(match.pt)] + ([str(events)] if events is not None else [])
+    media.remove("rtpmap", "fmtp")
+    for attribute in _codec_lines(offered, match.pt) + (
+        _codec_lines(offered, events) if events is not None else []
+    ):
+        media.attributes.insert(0, attribute)
+    if plan.srtp is not None:
+        media.proto = plan.srtp.proto
+        media.remove("crypto")
+        if plan.srtp.local is not None:
+            media.attributes.append(Attribute("crypto", format_crypto(plan.srtp.local)))
+    caller = LegSettings(match.name.upper(), match.pt, offered.ptime or 20, events)
+    return caller, callee
+
+
+def _settings(media: Media) -> LegSettings:
+    codecs = [c for c in media_codecs(media) if c.name.lower() != "telephone-event"]
+    if not codecs or codecs[0].pt is None:
+        raise MediaRefused("the answer names no codec")
+    events = next((c.pt for c in media_codecs(media) if c.name.lower() == "telephone-event"), None)
+    return LegSettings(codecs[0].name.upper(), codecs[0].pt, media.ptime or 20, events)
+
+
+def _codec_lines(media: Media, pt: int) -> list[Attribute]:
+    return [
+        a
+        for a in media.attributes
+        if a.name in ("rtpmap", "fmtp") and (a.value or "").split(" ", 1)[0] == str(pt)
+    ]
+
+
+def _insert_codec(media: Media, pt: int, name: str) -> None:
+    media.formats.append(str(pt))
+    media.attributes.insert(0, Attribute("rtpmap", f"{pt} {name}/8000"))
+
+
+__all__ = [
+    "LegSettings",
+    "MediaPlan",
+    "MediaRefused",
+    "SrtpPolicy",
+    "answer_to_caller",
+    "offer_to_callee",
+    "plan_for_offer",
+]
