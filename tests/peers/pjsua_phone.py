@@ -139,6 +139,7 @@ class Phone:
         acfg.mediaConfig.srtpUse = (
             pj.PJMEDIA_SRTP_MANDATORY if args.srtp else pj.PJMEDIA_SRTP_DISABLED
         )
+        acfg.mediaConfig.srtpSecureSignaling = 0  # SDES keys over UDP too (a lab, not a site)
         acfg.natConfig.sipOutboundUse = 0
         if args.require_100rel:
             acfg.callConfig.prackUse = pj.PJSUA_100REL_MANDATORY

@@ -47,8 +47,8 @@ def phone(box: Daemon, ext: str, **options: object) -> PjPhone:
     return p
 
 
-def call_with_tone(box: Daemon, tmp_path: Path, a: PjPhone, b: PjPhone) -> tuple[float, int]:
-    """101 calls 201, plays 1 kHz for ~3 s; what 201 heard (frequency, peak)."""
+def call_with_tone(box: Daemon, tmp_path: Path, a: PjPhone, b: PjPhone) -> Path:
+    """101 calls 201, plays 1 kHz for ~3 s; 201's recording (complete once it closed)."""
     tone, recorded = tmp_path / "tone.wav", tmp_path / "heard.wav"
     tone_wav(tone, 1000.0, seconds=8.0)
     a.send("play", wav=str(tone))
@@ -58,7 +58,7 @@ def call_with_tone(box: Daemon, tmp_path: Path, a: PjPhone, b: PjPhone) -> tuple
     time.sleep(3)
     a.send("hangup")
     b.wait_for("call_state", state="DISCONNECTED")
-    return dominant_frequency(recorded)
+    return recorded
 
 
 def media_of_last_call(box: Daemon) -> dict[str, object]:
@@ -96,10 +96,11 @@ def test_srtp_on_one_leg_plain_rtp_on_the_other(box: Daemon, tmp_path: Path) -> 
     a = phone(box, "101", srtp=True)  # RTP/SAVP with SDES keys, mandatory
     b = phone(box, "201", auto_answer=True)  # plain RTP
     try:
-        freq, peak = call_with_tone(box, tmp_path, a, b)
+        recorded = call_with_tone(box, tmp_path, a, b)
     finally:
         a.close()
         b.close()
+    freq, peak = dominant_frequency(recorded)
     assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
     quality = media_of_last_call(box)["quality"]
     assert isinstance(quality, dict)
@@ -110,10 +111,11 @@ def test_transcoding_pcmu_to_pcma(box: Daemon, tmp_path: Path) -> None:
     a = phone(box, "101", codecs="PCMU")
     b = phone(box, "201", auto_answer=True, codecs="PCMA")
     try:
-        freq, peak = call_with_tone(box, tmp_path, a, b)
+        recorded = call_with_tone(box, tmp_path, a, b)
     finally:
         a.close()
         b.close()
+    freq, peak = dominant_frequency(recorded)
     assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
     quality = media_of_last_call(box)["quality"]
     assert isinstance(quality, dict)
