@@ -167,6 +167,8 @@ class Sip(Model):
     music_on_hold: bool = True
     # RFC 4028 session interval the box asks for and refreshes (Min-SE is 90 s).
     session_expires: Annotated[int, Field(ge=90, le=86400)] = 1800
+    # Dial-in conference rooms: whoever calls one of these numbers joins that room.
+    conference_rooms: list[Extension] = Field(default_factory=list, max_length=50)
 
 
 class Forward(Model):

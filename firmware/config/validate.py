@@ -120,13 +120,18 @@ def _cross_references(raw: dict[str, Any]) -> Iterator[Problem]:
             number = _text(item.get("extension"))
             if number is not None:
                 owners[number].append(f"{section}[{i}]")
+    sip = raw.get("sip")
+    rooms = sip.get("conference_rooms") if isinstance(sip, dict) else None
+    for i, room in enumerate(rooms if isinstance(rooms, list) else []):
+        number = _text(room)
+        if number is not None:
+            owners[number].append(f"sip.conference_rooms[{i}]")
     for number, places in owners.items():
         kinds = {p.split("[")[0] for p in places}
         if len(kinds) > 1:
             for place in places[1:]:
-                yield Problem(
-                    f"{place}.extension", f"number {number!r} is already used by {places[0]}"
-                )
+                path = place if place.startswith("sip.") else f"{place}.extension"
+                yield Problem(path, f"number {number!r} is already used by {places[0]}")
     users = {_text(u.get("extension")) for _, u in _items(raw, "users")}
     queues = {_text(q.get("name")) for _, q in _items(raw, "queues")}
     schedules = {_text(s.get("name")) for _, s in _items(raw, "schedules")}

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from firmware.sip.b2bua import Caller, LocalAnswer, RouteStep, Target
+from firmware.sip.b2bua import Caller, ConferenceRoom, LocalAnswer, RouteStep, Target
 from firmware.sip.dialog import new_tag
 from firmware.sip.digest import DigestAuthenticator, DigestError, parse_credentials
 from firmware.sip.location import LocationService
@@ -87,17 +87,23 @@ class ExtensionRouter:
         self.internal: dict[tuple[str, int], str] = {}  # (IP, port) -> name
         self.static: dict[str, Target] = {}  # extension -> where it rings (no REGISTER)
         self._user_numbers: frozenset[str] = frozenset()
+        self.rooms: frozenset[str] = frozenset()  # dial-in conference rooms
 
     def set_users(self, users: Iterable[Mapping[str, Any]]) -> None:
         """The ``users`` section changed (or the service starts): new dial plan, and the
         features reconciled with the new configuration (``FeatureStore.configure``)."""
         entries = [u for u in users if isinstance(u.get("extension"), str)]
         self._user_numbers = frozenset(str(u["extension"]) for u in entries)
-        self.plan = DialPlan(self._user_numbers | self.static.keys())
+        self.plan = DialPlan(self._user_numbers | self.static.keys() | self.rooms)
         try:
             self.features.configure(entries)
         except FeatureError as exc:  # stale overrides stay until the next change; calls go on
             log.error("feature defaults not applied", extra={"error": str(exc)})
+
+    def set_conference_rooms(self, rooms: Iterable[str]) -> None:
+        """Numbers that join a conference room instead of ringing anyone."""
+        self.rooms = frozenset(str(r) for r in rooms)
+        self.plan = DialPlan(self._user_numbers | self.static.keys() | self.rooms)
 
     def set_trunks(self, trunks: list[dict[str, object]]) -> None:
         """Trust calls from these trunks' addresses (IP literals; names need DNS, later)."""
@@ -123,7 +129,7 @@ class ExtensionRouter:
             for ext in extensions:
                 uri = SipUri("sip", ext, host, port)
                 self.static[ext] = Target(uri=uri, peer=peer, callee=ext)
-        self.plan = DialPlan(self._user_numbers | self.static.keys())
+        self.plan = DialPlan(self._user_numbers | self.static.keys() | self.rooms)
 
     def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
         """Trunk or internal UA by source address, else digest auth (407 challenge, as PBXes do)."""
@@ -168,10 +174,14 @@ class ExtensionRouter:
 
     # -- routing ------------------------------------------------------------------------------
 
-    def route(self, caller: Caller, dialled: str) -> list[RouteStep] | LocalAnswer | int:
+    def route(
+        self, caller: Caller, dialled: str
+    ) -> list[RouteStep] | LocalAnswer | ConferenceRoom | int:
         match = self.plan.match(unescape(dialled), final=True)
         if isinstance(match, FeatureMatch):
             return self._feature(caller, match)
+        if isinstance(match, ExtensionMatch) and match.number in self.rooms:
+            return ConferenceRoom(match.number)
         if isinstance(match, ExtensionMatch):
             return self._ring(caller, match.number)
         return 484 if isinstance(match, NoMatch) and match.partial else 404

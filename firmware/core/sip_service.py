@@ -284,12 +284,15 @@ class SipService:
         router = ExtensionRouter(users, location, authenticator, registrar.guard, features)
         router.set_trunks(app.store.section("trunks"))
         router.set_users(app.store.section("users"))
+        router.set_conference_rooms(app.store.section("sip").get("conference_rooms", []))
 
         def trunks_changed(event: ConfigChanged) -> None:
             if "trunks" in event.sections:
                 router.set_trunks(app.store.section("trunks"))
             if "users" in event.sections:
                 router.set_users(app.store.section("users"))
+            if "sip" in event.sections:
+                router.set_conference_rooms(app.store.section("sip").get("conference_rooms", []))
 
         unfollow_trunks = app.bus.subscribe(ConfigChanged, trunks_changed)
 

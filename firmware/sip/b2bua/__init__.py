@@ -8,7 +8,16 @@ is rewired or answered by the box itself.
 
 from .call import Branch, Call, CallLeg
 from .core import B2BUA
-from .plan import NEXT_STEP_ON, Caller, CallLog, LocalAnswer, Router, RouteStep, Target
+from .plan import (
+    NEXT_STEP_ON,
+    Caller,
+    CallLog,
+    ConferenceRoom,
+    LocalAnswer,
+    Router,
+    RouteStep,
+    Target,
+)
 
 __all__ = [
     "B2BUA",
@@ -18,6 +27,7 @@ __all__ = [
     "CallLeg",
     "CallLog",
     "Caller",
+    "ConferenceRoom",
     "LocalAnswer",
     "RouteStep",
     "Router",

@@ -53,6 +53,7 @@ from .media import MediaRefused, SrtpPolicy, answer_to_caller, offer_to_callee, 
 from .plan import (
     Caller,
     CallLog,
+    ConferenceRoom,
     LocalAnswer,
     Router,
     RouteStep,
@@ -62,6 +63,7 @@ from .plan import (
     steps,
 )
 from .reliable import parse_rack, parse_rseq, wants_reliable
+from .rooms import ConferenceRooms, RoomError, answer_sdp
 from .transfers import Transfers
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class B2BUA:
         self.transfers = Transfers(self)
         self.local = LocalAnswerer(self)
         self.moh: MusicOnHold | None = MusicOnHold(self) if music_on_hold else None
+        self.rooms = ConferenceRooms(media_address, ports)
 
     @property
     def active_calls(self) -> int:
@@ -256,7 +259,7 @@ class B2BUA:
         peer: Peer,
         caller: Caller,
         dialled: str,
-        plan: list[RouteStep] | list[Target] | LocalAnswer,
+        plan: list[RouteStep] | list[Target] | LocalAnswer | ConferenceRoom,
         a_timer: st.LegTimer,
         a_timer_headers: list[tuple[str, str]],
     ) -> None:
@@ -268,11 +271,19 @@ class B2BUA:
             self.endpoint.respond(txn, request.make_response(488, to_tag=new_tag()))
             return
         relay: Anchor
+        room: tuple[int, str] | None = None
         try:
-            if media.bridge:
+            if isinstance(plan, ConferenceRoom):
+                relay, pt, name = await self.rooms.join(plan.name, caller_offer)
+                room = (pt, name)
+            elif media.bridge:
                 relay = await MediaBridge.open(self.media_address, self.ports)
             else:
                 relay = await RelaySession.open(self.media_address, self.ports)
+        except RoomError as exc:
+            log.info("cannot join the room", extra={"error": str(exc)})
+            self.endpoint.respond(txn, request.make_response(488, to_tag=new_tag()))
+            return
         except Exception:
             log.exception("no media ports for a call")
             self.endpoint.respond(txn, request.make_response(503, to_tag=new_tag()))
@@ -308,6 +319,9 @@ class B2BUA:
         if self.call_log is not None:
             self.call_log.started(call.id, caller, dialled)
         call.late_offer = not request.body
+        if room is not None:
+            self._join_room(call, room)
+            return
         try:
             offer = self._anchor(
                 call,
@@ -324,6 +338,7 @@ class B2BUA:
         if isinstance(plan, LocalAnswer):
             await self.local.answer(call, plan)
             return
+        assert not isinstance(plan, ConferenceRoom)  # joined above
         statuses: list[int] = []
         for step in steps(plan):
             if not applies(step, statuses):
@@ -730,6 +745,26 @@ class B2BUA:
         for extra in out.media[1:]:  # one anchored stream per call; others declined
             extra.port = 0
         return out.to_bytes()
+
+    def _join_room(self, call: Call, codec: tuple[int, str]) -> None:
+        """The box answers a conference-room call itself; the caller stays until BYE."""
+        a_leg = call.caller_leg
+        offer = call.caller_offer
+        if offer is not None:
+            rtp = rtp_address(offer, 0)
+            if rtp is not None:
+                call.relay.set_remote(Side.A, rtp[0], rtp[1])
+            a_leg.remote_sdp = call.a_invite.body
+        sdp = answer_sdp(self.media_address, call.relay.port(Side.A), *codec)
+        a_leg.origin.stamp(sdp)
+        ok = self._respond_a(call, 200, sdp.to_bytes())
+        call.answered = True
+        self.stats["answered"] += 1
+        if self.call_log is not None:
+            self.call_log.answered(call.id)
+        self.confirm_a(call, ok)
+        a_leg.last_refresh = time.monotonic()
+        self._watch(call, a_leg)
 
     def _answer_policy(self, call: Call) -> Callable[[SessionDescription], object] | None:
         """For a bridged call: the callee's answer becomes the box's answer to the caller

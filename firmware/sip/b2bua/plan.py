@@ -58,6 +58,13 @@ class LocalAnswer:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class ConferenceRoom:
+    """The call joins dial-in conference room ``name`` (the box answers it)."""
+
+    name: str
+
+
 class Router(Protocol):
     def authenticate(self, request: Request, peer: Peer) -> Caller | Response:
         """The caller, or the response that refuses or challenges the request."""
@@ -65,7 +72,7 @@ class Router(Protocol):
 
     def route(
         self, caller: Caller, dialled: str
-    ) -> list[RouteStep] | list[Target] | LocalAnswer | int:
+    ) -> list[RouteStep] | list[Target] | LocalAnswer | ConferenceRoom | int:
         """Where to ring ``dialled``: steps tried in order (a plain list of targets is
         one step), a local answer (feature codes), or a SIP status to refuse with."""
         ...

@@ -17,7 +17,7 @@ from ..message import Request, Response
 from ..sdp import OriginManager, SdpError, parse_sdp
 from . import session_timer as st
 from .call import Branch, Call, CallLeg
-from .plan import Caller, LocalAnswer, applies, best_final, steps
+from .plan import Caller, ConferenceRoom, LocalAnswer, applies, best_final, steps
 from .transfer import ReferTo, TransferError, notify_headers, parse_refer_to, sipfrag
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class Transfers:
         if stay is None:
             return
         plan = b2bua.router.route(Caller(stay.number), refer_to.target)
-        if isinstance(plan, int | LocalAnswer):
+        if isinstance(plan, int | LocalAnswer | ConferenceRoom):
             status = plan if isinstance(plan, int) else 403
             self.notify(leg, status, "Transfer refused", final=True)
             return
