@@ -329,6 +329,7 @@ class B2BUA:
                 a_leg,
                 call.b_origin,
                 transform=lambda sdp: offer_to_callee(call.media, sdp),
+                parsed=None if media.bridge else caller_offer,  # the bridge edits its copy
             )
         except SdpError as exc:
             log.info("unusable SDP offer", extra={"error": str(exc), "source": str(peer)})
@@ -718,6 +719,7 @@ class B2BUA:
         relay: Anchor | None = None,
         out_port_side: Side | None = None,
         transform: Callable[[SessionDescription], object] | None = None,
+        parsed: SessionDescription | None = None,
     ) -> bytes:
         """Record the sender's media address in the relay (on its ``side``); return the
         SDP for the other party, pointing at the relay port of the other side.
@@ -728,7 +730,7 @@ class B2BUA:
             return b""
         relay = relay or call.relay
         side = side or (source.side if source is not None else Side.A)
-        sdp = parse_sdp(body)
+        sdp = parsed if parsed is not None else parse_sdp(body)  # parsed: not modified
         if not sdp.media:
             raise SdpError("no media")
         rtp = rtp_address(sdp, 0)
