@@ -45,10 +45,15 @@ class SendCallerId:
 
 @dataclass(frozen=True)
 class PlaceCall:
-    """Start a SIP call to ``number`` presenting ``caller`` (None: anonymous)."""
+    """Start a SIP call to ``number`` presenting ``caller`` (None: anonymous).
+
+    ``call`` is the port's call slot (0 or 1): an FXS port has a second call while
+    its first is on hold (consultation); every call action names its slot.
+    """
 
     number: str
     caller: str | None
+    call: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class ClearCall:
     """End the SIP call (CANCEL, BYE or a final error as its state requires)."""
 
     cause: int
+    call: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,34 @@ class Media:
     """Connect (True) or disconnect the channel's timeslot and the call's RTP."""
 
     connected: bool
+    call: int = 0
 
 
 @dataclass(frozen=True)
-class Flash:
-    """The FXS user pressed R during a call (hold / consultation / transfer)."""
+class Hold:
+    """Put the call in slot ``call`` on hold (re-INVITE sendonly: the far party gets
+    the box's music on hold)."""
+
+    call: int
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Take the call in slot ``call`` off hold (re-INVITE sendrecv)."""
+
+    call: int
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Transfer the held call ``call`` (omstilling; the outcome comes back as
+    ``transfer_result``): attended when ``replaces`` names the answered consultation
+    call's slot (REFER to ``number`` with Replaces: the two far parties are joined),
+    blind to ``number`` when None (the consultation was not answered)."""
+
+    call: int
+    number: str
+    replaces: int | None
 
 
 @dataclass(frozen=True)
@@ -106,7 +135,9 @@ Action = (
     | AnswerCall
     | ClearCall
     | Media
-    | Flash
+    | Hold
+    | Resume
+    | Transfer
     | OffHookWarning
     | Seize
     | Release

@@ -7,7 +7,6 @@ import pytest
 from firmware.core.channels import (
     AnswerCall,
     ClearCall,
-    Flash,
     FxsChannel,
     FxsState,
     Media,
@@ -64,8 +63,6 @@ def test_off_hook_dial_tone_then_exact_match_places_the_call(clock: Clock) -> No
     ch.remote_answered()
     assert ch.take_actions() == [PlayTone(None), Media(True)]
     assert ch.state is FxsState.CONNECTED
-    ch.hook_flash()
-    assert ch.take_actions() == [Flash()]
     ch.on_hook()
     assert ch.take_actions() == [ClearCall(16), Media(False), PlayTone(None)]
     assert ch.state is FxsState.IDLE
