@@ -11,9 +11,18 @@ source address. What it does (RFC 3261):
   `UserAgent.answer` sends 200 with the SDP answer, retransmitted until the ACK comes
   (§13.3.1.4: T1 doubling up to T2, BYE after 64*T1); CANCEL -> 487;
 * in a dialog: BYE either way; a re-INVITE or UPDATE (a session refresh) gets 200 with
-  the same SDP; OPTIONS and INFO get 200; anything else 501.
+  the same SDP (491 while our own re-INVITE is pending); OPTIONS and INFO get 200;
+  anything else 501;
+* hold and resume (`UserAgent.hold` / `resume`): a re-INVITE offering the call's own SDP
+  with ``a=sendonly`` / ``a=sendrecv`` and the next ``o=`` version (same RTP address),
+  ACKed; a 491 (glare) is retried once after RFC 3261 §14.1's wait;
+* transfer (`UserAgent.refer`, RFC 3515): REFER in the call's dialog, blind to a number
+  or attended with ``Replaces`` naming another of our calls (RFC 3891); the outcome
+  comes as NOTIFYs with a ``message/sipfrag`` status line, each answered 200, and the
+  final one (or a refused REFER) goes to the listener's ``on_transfer``.
 
-Media is not its business: SDP bodies come from and go to the listener as bytes.
+Media is not its business: SDP bodies come from and go to the listener as bytes (hold
+only rewrites the direction of the SDP the listener gave).
 """
 
 from __future__ import annotations
@@ -25,17 +34,19 @@ import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from firmware.sip.dialog import Dialog, DialogError, new_call_id, new_tag
 from firmware.sip.endpoint import ClientTransaction, EndpointConfig, SipEndpoint
 from firmware.sip.errors import SipParseError
 from firmware.sip.message import Request, Response
 from firmware.sip.peer import Peer
+from firmware.sip.sdp import Direction, SdpError, parse_sdp, set_direction
 from firmware.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY"
 
 
 class CallState(enum.Enum):
@@ -68,12 +79,20 @@ class UaCall:
         self.handle: ClientTransaction | None = None
         self.ack: Request | None = None
         self.hung_up = False
+        # in the dialog: ACKs we sent by INVITE CSeq (a retransmitted 2xx gets its ACK
+        # again), our re-INVITEs one at a time, the hold we offered, a transfer pending
+        self.acks: dict[int, Request] = {}
+        self.reinvite_lock = asyncio.Lock()
+        self.reinviting = False
+        self.held = False
+        self.transferring = False
         # incoming
         self.txn: int | None = None
         self.request: Request | None = None
         self.peer: Peer | None = None
         self.local_tag = new_tag()
         self.acked = asyncio.Event()
+        self.last_ack: int | None = None  # CSeq of the last ACK received
 
     @property
     def ended(self) -> bool:
@@ -101,6 +120,10 @@ class UaListener(Protocol):
 
     def on_ended(self, call: UaCall) -> None:
         """The far end ended the call: BYE, or CANCEL of an incoming call not yet answered."""
+
+    def on_transfer(self, call: UaCall, status: int) -> None:
+        """The final outcome of our REFER on ``call``: the NOTIFY's sipfrag status (2xx: the
+        transfer happened), or the REFER's own error status."""
 
 
 class UserAgent:
@@ -227,6 +250,7 @@ class UserAgent:
             return
         call.dialog = dialog
         call.ack = dialog.ack(call.invite.cseq.number)
+        call.acks[call.invite.cseq.number] = call.ack
         self.endpoint.send_stateless(call.ack, dialog.peer)
         if call.hung_up:  # the answer crossed our CANCEL: take it and end it
             self._bye(call)
@@ -306,6 +330,97 @@ class UserAgent:
         )
         self.endpoint.respond(txn, ringing)
 
+    # --- in a call: hold, resume, transfer ------------------------------------------------------
+
+    def hold(self, call: UaCall) -> None:
+        """Put ``call`` on hold: re-INVITE with our SDP made ``sendonly``."""
+        self._redirect(call, "sendonly")
+
+    def resume(self, call: UaCall) -> None:
+        """Take ``call`` off hold: re-INVITE with our SDP made ``sendrecv``."""
+        self._redirect(call, "sendrecv")
+
+    def _redirect(self, call: UaCall, value: Direction) -> None:
+        if call.state is not CallState.CONFIRMED or call.dialog is None:
+            raise ValueError(f"{call!r} is not in a confirmed dialog")
+        call.local_sdp = with_direction(call.local_sdp, value)
+        call.held = value != "sendrecv"
+        self._spawn(self._reinvite(call))
+
+    async def _reinvite(self, call: UaCall) -> None:
+        async with call.reinvite_lock:
+            for attempt in range(2):
+                dialog = call.dialog
+                if call.ended or call.hung_up or dialog is None:
+                    return
+                request = dialog.request(
+                    "INVITE",
+                    headers=[("Allow", ALLOW), ("Content-Type", "application/sdp")],
+                    body=call.local_sdp,
+                )
+                call.reinviting = True
+                try:
+                    response = await self.endpoint.request(request, dialog.peer)
+                finally:
+                    call.reinviting = False
+                if 200 <= response.status < 300:
+                    dialog.apply_response(response)
+                    ack = dialog.ack(request.cseq.number)
+                    call.acks[request.cseq.number] = ack
+                    self.endpoint.send_stateless(ack, dialog.peer)
+                    if response.body:
+                        call.remote_sdp = response.body
+                    return
+                if response.status == 491 and attempt == 0:  # glare: §14.1's wait
+                    await asyncio.sleep(2.1 if call.outgoing else 1.0)
+                    continue
+                log.info("re-INVITE answered %d", response.status, extra={"call": call.id})
+                if response.status in (408, 481) and not call.ended:  # the dialog is gone
+                    self._forget(call)
+                    self.listener.on_ended(call)
+                return
+
+    def refer(self, call: UaCall, number: str, replaces: UaCall | None = None) -> None:
+        """Transfer the far party of ``call`` to ``number`` (blind), or, with ``replaces``
+        (our answered call with that number), attended: the far parties of both calls are
+        joined. The outcome goes to the listener's ``on_transfer``."""
+        if call.state is not CallState.CONFIRMED or call.dialog is None:
+            raise ValueError(f"{call!r} is not in a confirmed dialog")
+        if not number or any(c in number for c in "@:;<>?& \r\n"):
+            raise ValueError(f"cannot transfer to {number!r}")
+        target = f"sip:{number.replace('#', '%23')}@{self.server.host}:{self.server.port}"
+        if replaces is not None:
+            other = replaces.dialog
+            if replaces.state is not CallState.CONFIRMED or other is None or replaces is call:
+                raise ValueError(f"{replaces!r} cannot be replaced")
+            value = f"{other.call_id};to-tag={other.remote_tag};from-tag={other.local_tag}"
+            target += "?Replaces=" + quote(value, safe="")
+        dialog = call.dialog
+        request = dialog.request(
+            "REFER",
+            headers=[("Refer-To", f"<{target}>"), ("Referred-By", str(dialog.local))],
+        )
+        call.transferring = True
+        self._spawn(self._refer(call, request, dialog.peer))
+
+    async def _refer(self, call: UaCall, request: Request, peer: Peer) -> None:
+        response = await self.endpoint.request(request, peer)
+        if response.status >= 300 and call.transferring:
+            call.transferring = False
+            self.listener.on_transfer(call, response.status)
+
+    def _notified(self, call: UaCall, request: Request) -> None:
+        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != "refer" or not call.transferring:
+            return
+        status = sipfrag_status(request.body)
+        state = (request.headers.get("Subscription-State") or "").lower()
+        if status is None and state.startswith("terminated"):
+            status = 500  # the subscription ended without saying how: a failure
+        if status is not None and status >= 200:
+            call.transferring = False
+            self.listener.on_transfer(call, status)
+
     # --- both ---------------------------------------------------------------------------------
 
     def hangup(self, call: UaCall, status: int = 480) -> None:
@@ -379,7 +494,14 @@ class UserAgent:
             self.endpoint.respond(txn, request.make_response(200))
             self._forget(call)
             self.listener.on_ended(call)
+        elif method == "INVITE" and call.reinviting:
+            self.endpoint.respond(txn, request.make_response(491))
+        elif method == "NOTIFY":
+            self.endpoint.respond(txn, request.make_response(200))
+            self._notified(call, request)
         elif method in ("INVITE", "UPDATE"):  # a refresh: same session, same SDP
+            if request.body:
+                call.remote_sdp = request.body  # (a hold from the far end changes nothing here)
             body = call.local_sdp if request.body or method == "INVITE" else b""
             headers = [("Contact", self.contact), ("Allow", ALLOW)]
             if body:
@@ -394,6 +516,7 @@ class UserAgent:
         call = self.calls.get((request.call_id, request.to.tag or ""))
         if call is not None:
             call.acked.set()
+            call.last_ack = request.cseq.number
 
     def on_cancel(self, invite_txn: int, cancel: Request, peer: Peer) -> None:
         self.endpoint.reply(invite_txn, 487)
@@ -408,18 +531,36 @@ class UserAgent:
         if response.cseq.method != "INVITE" or not 200 <= response.status < 300:
             return
         for call in self.calls.values():
-            if (
-                call.outgoing
-                and call.ack is not None
-                and call.dialog is not None
-                and call.invite is not None
-                and call.invite.call_id == response.call_id
-            ):
-                self.endpoint.send_stateless(call.ack, call.dialog.peer)
+            dialog = call.dialog
+            if dialog is not None and dialog.call_id == response.call_id:
+                ack = call.acks.get(response.cseq.number)
+                if ack is not None:
+                    self.endpoint.send_stateless(ack, dialog.peer)
                 return
 
     def on_failure(self, txn: int, reason: str) -> None:
         log.debug("server transaction failed", extra={"txn": txn, "reason": reason})
 
 
-__all__ = ["CallState", "UaCall", "UaListener", "UserAgent"]
+def with_direction(sdp: bytes, value: Direction) -> bytes:
+    """``sdp`` with every stream's direction set to ``value`` and the next ``o=`` version
+    (a new offer in the same session, RFC 3264 §8)."""
+    try:
+        session = parse_sdp(sdp)
+    except SdpError as exc:
+        raise ValueError(f"cannot re-offer our SDP: {exc}") from None
+    for media in session.media:
+        set_direction(media, value)
+    session.origin.session_version += 1
+    return session.to_bytes()
+
+
+def sipfrag_status(body: bytes) -> int | None:
+    """The status code of a ``message/sipfrag`` status line (``SIP/2.0 200 OK``)."""
+    first = body.split(b"\n", 1)[0].strip().split()
+    if len(first) >= 2 and first[0].upper().startswith(b"SIP/") and first[1].isdigit():
+        return int(first[1])
+    return None
+
+
+__all__ = ["CallState", "UaCall", "UaListener", "UserAgent", "sipfrag_status", "with_direction"]
