@@ -72,6 +72,8 @@ class CallLeg:
     # 2xx gets the same ACK again (§13.2.2.4)
     acks: dict[int, Request] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    retransmit: asyncio.TimerHandle | None = None  # the next resend of unacked_2xx
+    timer_handle: asyncio.TimerHandle | None = None  # the session timer's next check
 
     @property
     def key(self) -> tuple[str, str] | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -32,6 +31,7 @@ from firmware.media.srtp import SrtpSession
 from ..dialog import Dialog, DialogError, new_call_id, new_tag
 from ..endpoint import SipEndpoint
 from ..errors import SipParseError
+from ..ids import random_hex
 from ..message import Request, Response
 from ..peer import Peer
 from ..sdp import (
@@ -193,6 +193,9 @@ class B2BUA:
             return  # the ACK of an older 2xx, retransmitted
         leg.unacked_2xx = None
         leg.acked.set()
+        if leg.retransmit is not None:
+            leg.retransmit.cancel()
+            leg.retransmit = None
         if found is not None:
             call = found[0]
             if call.pending_b_ack is not None and leg is call.caller_leg:
@@ -247,8 +250,11 @@ class B2BUA:
         leg.acked.clear()
         if leg.peer.transport != "udp":  # reliable transports: no retransmission
             return
-        task = asyncio.create_task(self._retransmit_2xx(call, leg, response))
-        task.add_done_callback(_log_failure)
+        if leg.retransmit is not None:
+            leg.retransmit.cancel()
+        leg.retransmit = asyncio.get_running_loop().call_later(
+            T1, self._resend_2xx, call, leg, response, T1, 0.0
+        )
 
     # -- call setup -----------------------------------------------------------------------
 
@@ -300,7 +306,7 @@ class B2BUA:
             allows_update=_allows(request, "UPDATE"),
         )
         call = Call(
-            id=secrets.token_hex(8),
+            id=random_hex(8),
             caller=caller,
             dialled=dialled,
             relay=relay,
@@ -673,21 +679,22 @@ class B2BUA:
             task = asyncio.create_task(self.endpoint.request(bye, peer))
             task.add_done_callback(_log_failure)
 
-    async def _retransmit_2xx(self, call: Call | None, leg: CallLeg, ok: Response) -> None:
+    def _resend_2xx(
+        self, call: Call | None, leg: CallLeg, ok: Response, interval: float, waited: float
+    ) -> None:
         """RFC 3261 §13.3.1.4: the UAS core resends its 2xx over UDP until the ACK comes
-        (even once the call is over: a BYE to this party waits for that ACK, §15)."""
-        interval = T1
-        waited = 0.0
-        while waited < 64 * T1:
-            try:
-                await asyncio.wait_for(leg.acked.wait(), interval)
-                return
-            except TimeoutError:
-                waited += interval
-                if leg.unacked_2xx is not ok:
-                    return  # a newer 2xx (or its ACK) replaced this one
-                self.endpoint.send_stateless(ok, leg.peer)
-                interval = min(interval * 2, T2)
+        (even once the call is over: a BYE to this party waits for that ACK, §15).
+        A timer chain rather than a task: most 2xx are ACKed before the first resend."""
+        if leg.unacked_2xx is not ok:
+            return  # ACKed, or a newer 2xx replaced this one
+        waited += interval
+        if waited < 64 * T1:
+            self.endpoint.send_stateless(ok, leg.peer)
+            interval = min(interval * 2, T2)
+            leg.retransmit = asyncio.get_running_loop().call_later(
+                interval, self._resend_2xx, call, leg, ok, interval, waited
+            )
+            return
         leg.unacked_2xx = None
         leg.acked.set()  # give up: a waiting BYE may go now
         if call is None or call.ended:
@@ -946,41 +953,51 @@ class B2BUA:
     # -- session timers -----------------------------------------------------------------
 
     def _watch(self, call: Call, leg: CallLeg) -> None:
-        if leg.timer is None:
+        """Arm the leg's session timer (a timer handle, not a task: it fires rarely)."""
+        timer = leg.timer
+        if timer is None or call.ended or leg not in call.legs:
             return
-        task = asyncio.create_task(self._leg_timer(call, leg))
+        if leg.timer_handle is not None:
+            leg.timer_handle.cancel()
+        wait = timer.expire_after if timer.refresher is st.Refresher.PEER else timer.refresh_after
+        delay = max(0.0, leg.last_refresh + wait - time.monotonic())
+        leg.timer_handle = asyncio.get_running_loop().call_later(
+            delay, self._leg_timer_fired, call, leg
+        )
+
+    def _leg_timer_fired(self, call: Call, leg: CallLeg) -> None:
+        """Refresh (or probe) the leg, or end the call when its peer stopped refreshing."""
+        leg.timer_handle = None
+        timer = leg.timer
+        if timer is None or call.ended or leg not in call.legs:
+            return
+        if timer.refresher is st.Refresher.PEER:
+            if time.monotonic() >= leg.last_refresh + timer.expire_after:
+                log.info("session expired: no refresh", extra={"call": call.id})
+                self._hang_up(call, "timeout", exclude=None)
+            else:
+                self._watch(call, leg)  # refreshed meanwhile
+            return
+        if time.monotonic() < leg.last_refresh + timer.refresh_after:
+            self._watch(call, leg)  # refreshed meanwhile by a forwarded re-INVITE/UPDATE
+            return
+        task = asyncio.create_task(self._refresh_leg(call, leg, timer))
         task.add_done_callback(_log_failure)
         leg.tasks.append(task)
 
-    async def _leg_timer(self, call: Call, leg: CallLeg) -> None:
-        """Refresh (or probe) the leg, or end the call when its peer stopped refreshing."""
-        while not call.ended and leg in call.legs and leg.timer is not None:
-            timer = leg.timer
-            if timer.refresher is st.Refresher.PEER:
-                due = leg.last_refresh + timer.expire_after
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-                if leg.timer is timer and time.monotonic() >= leg.last_refresh + timer.expire_after:
-                    if call.ended or leg not in call.legs:
-                        return
-                    log.info("session expired: no refresh", extra={"call": call.id})
-                    self._hang_up(call, "timeout", exclude=None)
-                    return
-                continue
-            due = leg.last_refresh + timer.refresh_after
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if call.ended or leg not in call.legs:
-                return
-            if time.monotonic() < leg.last_refresh + timer.refresh_after:
-                continue  # refreshed meanwhile by a forwarded re-INVITE/UPDATE
-            status = await self._refresh(leg, timer)
-            if status in (408, 481) and not call.ended and leg in call.legs:
-                log.info(
-                    "leg gone on refresh; releasing the call",
-                    extra={"call": call.id, "status": status},
-                )
-                self._hang_up(call, "timeout", exclude=leg if status == 481 else None)
-                return
-            leg.last_refresh = time.monotonic()
+    async def _refresh_leg(self, call: Call, leg: CallLeg, timer: st.LegTimer) -> None:
+        status = await self._refresh(leg, timer)
+        if call.ended or leg not in call.legs:
+            return
+        if status in (408, 481):
+            log.info(
+                "leg gone on refresh; releasing the call",
+                extra={"call": call.id, "status": status},
+            )
+            self._hang_up(call, "timeout", exclude=leg if status == 481 else None)
+            return
+        leg.last_refresh = time.monotonic()
+        self._watch(call, leg)
 
     async def _refresh(self, leg: CallLeg, timer: st.LegTimer) -> int:
         dialog = leg.dialog
@@ -1048,6 +1065,9 @@ class B2BUA:
             if task is not asyncio.current_task():
                 task.cancel()
         leg.tasks = []
+        if leg.timer_handle is not None:
+            leg.timer_handle.cancel()
+            leg.timer_handle = None
 
     def _end(self, call: Call, status: int | None, by: str) -> None:
         if call.ended:
@@ -1073,6 +1093,8 @@ class B2BUA:
             self.release_leg(leg)
         for branch in call.branches:
             self._branches.pop(branch.key, None)
+            branch.handle = None  # its provisional callback holds the call: free the cycle
+        call.branches = []
         if not call.answered:
             self.stats["failed"] += 1
         if self.call_log is not None:

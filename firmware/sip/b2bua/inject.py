@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -24,6 +23,7 @@ from firmware.media.player import Source
 from firmware.media.relay import Leg as Side
 from firmware.media.rtp import build_rtp
 
+from ..ids import random_bits
 from .call import Anchor
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class RelayInjector:
         assert transport is not None
         dest = (self.address, self.relay.port(self.side))
         encode = ENCODERS[self.pt]
-        ssrc, seq, ts = secrets.randbits(32), secrets.randbits(16), secrets.randbits(32)
+        ssrc, seq, ts = random_bits(32), random_bits(16), random_bits(32)
         start = time.monotonic()
         try:
             while True:

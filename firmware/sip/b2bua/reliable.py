@@ -9,9 +9,9 @@ comes, one outstanding at a time (§3), and the final answer waits for it.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
+from ..ids import random_bits
 from ..message import Request, Response
 
 
@@ -57,7 +57,7 @@ class ReliableSender:
     """RSeq numbering for one INVITE transaction the box answers (leg A)."""
 
     def __init__(self) -> None:
-        self.next_rseq = secrets.randbelow(2**31 - 1) + 1  # §3: start below 2**31
+        self.next_rseq = random_bits(31) % (2**31 - 1) + 1  # §3: start below 2**31
         self.pending: int | None = None  # the RSeq not yet PRACKed
 
     def stamp(self) -> list[tuple[str, str]]:
