@@ -43,19 +43,21 @@ from firmware.core.channels import (
     Action,
     AnswerCall,
     ClearCall,
-    Flash,
     FxoChannel,
     FxsChannel,
+    Hold,
     Media,
     OffHookWarning,
     PlaceCall,
     PlayTone,
     Release,
+    Resume,
     Seize,
     SendCallerId,
     SendDigits,
     StartRing,
     StopRing,
+    Transfer,
 )
 from firmware.dsp import CallerIdSender, CountryProfile, DtmfSender, ToneGenerator
 from firmware.media.codecs.g711 import alaw_decode, alaw_encode
@@ -119,17 +121,25 @@ def _port_order(name: str) -> tuple[str, int]:
 
 
 class CallControl(Protocol):
-    """The SIP user agent's side of a leg (implemented by the gateway's UA)."""
+    """The SIP user agent's side of a leg (implemented by the gateway's UA).
 
-    def place_call(self, leg: PortLeg, number: str, caller: str | None) -> None: ...
+    ``slot`` is the port's call slot (0 or 1, see ``FxsChannel``); an answered call is
+    always slot 0 (a port only takes a call when idle).
+    """
+
+    def place_call(self, leg: PortLeg, number: str, caller: str | None, slot: int) -> None: ...
 
     def answer_call(self, leg: PortLeg) -> None: ...
 
-    def clear_call(self, leg: PortLeg, cause: int) -> None: ...
+    def clear_call(self, leg: PortLeg, cause: int, slot: int) -> None: ...
 
-    def media(self, leg: PortLeg, connected: bool) -> None: ...
+    def media(self, leg: PortLeg, connected: bool, slot: int) -> None: ...
 
-    def flash(self, leg: PortLeg) -> None: ...
+    def hold(self, leg: PortLeg, slot: int) -> None: ...
+
+    def resume(self, leg: PortLeg, slot: int) -> None: ...
+
+    def transfer(self, leg: PortLeg, slot: int, number: str, replaces: int | None) -> None: ...
 
 
 class SlicLike(Protocol):
@@ -186,7 +196,7 @@ class PortLeg:
         self.media_connected = False
         self.media_in: Callable[[], bytes | None] | None = None  # next RTP frame (A-law)
         self.media_out: Callable[[bytes], None] | None = None  # frame for RTP (A-law)
-        self.call: object | None = None  # the SIP side's handle for the current call
+        self.slots: list[object | None] = [None, None]  # the SIP side's handle per call slot
         self._tone: ToneGenerator | None = None
         self._signal: list[np.ndarray] = []  # caller ID / DTMF samples to send, in order
         self._cid_pending = False
@@ -296,15 +306,19 @@ class PortLeg:
             self._signal.clear()
         elif isinstance(action, Media):
             self.media_connected = action.connected
-            self.calls.media(self, action.connected)
+            self.calls.media(self, action.connected, action.call)
         elif isinstance(action, PlaceCall):
-            self.calls.place_call(self, action.number, action.caller)
+            self.calls.place_call(self, action.number, action.caller, action.call)
         elif isinstance(action, AnswerCall):
             self.calls.answer_call(self)
         elif isinstance(action, ClearCall):
-            self.calls.clear_call(self, action.cause)
-        elif isinstance(action, Flash):
-            self.calls.flash(self)
+            self.calls.clear_call(self, action.cause, action.call)
+        elif isinstance(action, Hold):
+            self.calls.hold(self, action.call)
+        elif isinstance(action, Resume):
+            self.calls.resume(self, action.call)
+        elif isinstance(action, Transfer):
+            self.calls.transfer(self, action.call, action.number, action.replaces)
         elif isinstance(action, OffHookWarning):
             # No howler in the profiles: repeat the congestion tone (box choice).
             self._set_tone("congestion")
@@ -333,7 +347,7 @@ class PortLeg:
             self.channel.state.value != "idle"
             or self.media_connected
             or bool(self._signal)
-            or self.call is not None
+            or any(call is not None for call in self.slots)
         )
 
     @property

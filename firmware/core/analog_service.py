@@ -8,6 +8,12 @@ configured). It announces that address and the FXS extensions on the event bus
 from it by source address, so analog ports get forwarding, transfers and CDRs like
 IP phones. Each call has one RTP socket (`RtpChannel`) from setup to release.
 
+An FXS port has two call slots (``PortLeg.slots``): hook flash holds the first call
+(the UA's re-INVITE sendonly; the box plays music to the held party) and dials a
+consultation call in the second; hanging up transfers by REFER (with Replaces when the
+consultation was answered) and the NOTIFY outcome (`on_transfer`) releases both calls
+or rings the phone back (the channel's documented behaviour, ``FxsChannel``).
+
 On the sim board the service also puts the chip models on the board and plugs a
 virtual phone into every FXS line and a PSTN line into every FXO line (once per
 process: they outlive service restarts), which the sim REST endpoints drive.
@@ -66,7 +72,14 @@ class AnalogService:
         self.plans: dict[str, PortPlan] = {}
         self.ua: UserAgent | None = None
         self.profile: CountryProfile = load_profile(self._country())
-        self.stats = {"calls_placed": 0, "calls_received": 0, "calls_refused": 0}
+        self.stats = {
+            "calls_placed": 0,
+            "calls_received": 0,
+            "calls_refused": 0,
+            "holds": 0,
+            "transfers": 0,
+            "transfers_failed": 0,
+        }
         self.devices: dict[str, object] = {}
         attach = getattr(app.board, "attach_chips", None)
         if callable(attach):  # the sim board: chip models and virtual devices
@@ -163,7 +176,8 @@ class AnalogService:
             with contextlib.suppress(Exception):
                 app.bus.publish(AnalogBinding(self.sip_host, 0, ()))
             for leg in self.legs.values():
-                self._release(leg)
+                for slot in range(len(leg.slots)):
+                    self._release(leg, slot)
                 leg.close()
             self.legs.clear()
             await ua.close()
@@ -241,7 +255,7 @@ class AnalogService:
 
     def describe(self) -> dict[str, Any]:
         legs = self.legs.values()
-        rtp = [c.rtp for c in (leg.call for leg in legs) if isinstance(c, LegCall)]
+        rtp = [c.rtp for leg in legs for c in leg.slots if isinstance(c, LegCall)]
         ua = self.ua
         return {
             "sip": f"{ua.address[0]}:{ua.address[1]}" if ua is not None else None,
@@ -250,7 +264,13 @@ class AnalogService:
                     **leg.describe(),
                     "extension": self.plans[name].extension,
                     "destination": self.plans[name].destination,
-                    "rtp": c.rtp.describe() if isinstance(c := leg.call, LegCall) else None,
+                    "rtp": c.rtp.describe() if (c := _call(leg, 0)) is not None else None,
+                    "calls": [
+                        {**c.rtp.describe(), "held": c.ua.held if c.ua is not None else False}
+                        if isinstance(c, LegCall)
+                        else None
+                        for c in leg.slots
+                    ],
                 }
                 for name, leg in self.legs.items()
             },
@@ -265,78 +285,123 @@ class AnalogService:
 
     # --- CallControl (the port legs' SIP side) -------------------------------------------------
 
-    def place_call(self, leg: PortLeg, number: str, caller: str | None) -> None:
+    def place_call(self, leg: PortLeg, number: str, caller: str | None, slot: int = 0) -> None:
         ua = self.ua
-        if ua is None or leg.call is not None:
-            self._failed(leg, 34)
+        if ua is None or leg.slots[slot] is not None:
+            self._failed(leg, 34, slot)
             return
         try:
             rtp = RtpChannel(self.sip_host)
         except OSError:
             log.exception("%s: no RTP socket for a call", leg.name)
-            self._failed(leg, 47)  # resource unavailable
+            self._failed(leg, 47, slot)  # resource unavailable
             return
         call = LegCall(rtp)
-        leg.call = call
+        leg.slots[slot] = call
         sdp = session_sdp(self.sip_host, rtp.port, rtp.port)
         try:
             call.ua = ua.invite(number, caller, sdp, context=leg)
         except ValueError:
-            self._release(leg)
-            self._failed(leg, 28)
+            self._release(leg, slot)
+            self._failed(leg, 28, slot)
             return
         self.stats["calls_placed"] += 1
 
     def answer_call(self, leg: PortLeg) -> None:
-        call = leg.call
-        if not isinstance(call, LegCall) or call.ua is None or self.ua is None:
+        call = _call(leg, 0)
+        if call is None or call.ua is None or self.ua is None:
             return
         try:
             self.ua.answer(call.ua, session_sdp(self.sip_host, call.rtp.port, call.rtp.port))
         except ValueError as exc:
             log.warning("%s: answer failed: %s", leg.name, exc)
-            self._release(leg)
-            self._ended(leg, 41)
+            self._release(leg, 0)
+            self._ended(leg, 41, 0)
 
-    def clear_call(self, leg: PortLeg, cause: int) -> None:
-        call = leg.call
-        if isinstance(call, LegCall) and call.ua is not None and self.ua is not None:
+    def clear_call(self, leg: PortLeg, cause: int, slot: int = 0) -> None:
+        call = _call(leg, slot)
+        if call is not None and call.ua is not None and self.ua is not None:
             self.ua.hangup(call.ua, sip_status_for_cause(cause))
-        self._release(leg)
+        self._release(leg, slot)
 
-    def media(self, leg: PortLeg, connected: bool) -> None:
-        call = leg.call
-        if connected and isinstance(call, LegCall):
+    def media(self, leg: PortLeg, connected: bool, slot: int = 0) -> None:
+        call = _call(leg, slot)
+        if connected and call is not None:
             leg.media_in = call.rtp.media_in
             leg.media_out = call.rtp.media_out
         else:
             leg.media_in = leg.media_out = None
 
-    def flash(self, leg: PortLeg) -> None:
-        log.info("%s: hook flash (hold/transfer not offered on analog ports yet)", leg.name)
+    def hold(self, leg: PortLeg, slot: int) -> None:
+        call = _call(leg, slot)
+        if call is None or call.ua is None or self.ua is None:
+            return
+        try:
+            self.ua.hold(call.ua)
+            self.stats["holds"] += 1
+        except ValueError as exc:
+            log.warning("%s: hold failed: %s", leg.name, exc)
 
-    def _release(self, leg: PortLeg) -> None:
-        call = leg.call
-        leg.call = None
-        leg.media_in = leg.media_out = None
+    def resume(self, leg: PortLeg, slot: int) -> None:
+        call = _call(leg, slot)
+        if call is None or call.ua is None or self.ua is None:
+            return
+        try:
+            self.ua.resume(call.ua)
+        except ValueError as exc:
+            log.warning("%s: resume failed: %s", leg.name, exc)
+
+    def transfer(self, leg: PortLeg, slot: int, number: str, replaces: int | None) -> None:
+        """REFER the held call: with Replaces naming the consultation (attended), or
+        blind to ``number``; the NOTIFY outcome comes back in `on_transfer`."""
+        held = _call(leg, slot)
+        other = _call(leg, replaces) if replaces is not None else None
+        try:
+            if held is None or held.ua is None or self.ua is None:
+                raise ValueError("no call to transfer")
+            if replaces is not None and (other is None or other.ua is None):
+                raise ValueError("no consultation call to replace")
+            self.ua.refer(held.ua, number, other.ua if other is not None else None)
+        except ValueError as exc:
+            log.warning("%s: transfer failed: %s", leg.name, exc)
+            if isinstance(leg.channel, FxsChannel):
+                leg.channel.transfer_result(False)
+                leg.run_actions()
+            return
+        log.info("%s: transfer to %s (%s)", leg.name, number, "attended" if other else "blind")
+
+    def _release(self, leg: PortLeg, slot: int = 0) -> None:
+        call = leg.slots[slot]
+        leg.slots[slot] = None
         if isinstance(call, LegCall):
+            if leg.media_in == call.rtp.media_in:
+                leg.media_in = leg.media_out = None
             call.rtp.close()
 
-    def _failed(self, leg: PortLeg, cause: int) -> None:
+    def _failed(self, leg: PortLeg, cause: int, slot: int = 0) -> None:
         channel = leg.channel
-        channel.remote_failed(cause)
+        if isinstance(channel, FxsChannel):
+            channel.remote_failed(cause, slot)
+        else:
+            channel.remote_failed(cause)
         leg.run_actions()
 
-    def _ended(self, leg: PortLeg, cause: int = 16) -> None:
-        leg.channel.remote_hangup(cause)
+    def _ended(self, leg: PortLeg, cause: int = 16, slot: int = 0) -> None:
+        channel = leg.channel
+        if isinstance(channel, FxsChannel):
+            channel.remote_hangup(cause, slot)
+        else:
+            channel.remote_hangup(cause)
         leg.run_actions()
 
     # --- UaListener ---------------------------------------------------------------------------
 
-    def _leg_of(self, call: UaCall) -> PortLeg | None:
+    def _leg_of(self, call: UaCall) -> tuple[PortLeg, int] | None:
         leg = call.context
-        if isinstance(leg, PortLeg) and isinstance(leg.call, LegCall) and leg.call.ua is call:
-            return leg
+        if isinstance(leg, PortLeg):
+            for slot, held in enumerate(leg.slots):
+                if isinstance(held, LegCall) and held.ua is call:
+                    return leg, slot
         return None
 
     def on_incoming(self, call: UaCall) -> int | None:
@@ -352,7 +417,7 @@ class AnalogService:
         if leg is None:
             self.stats["calls_refused"] += 1
             return 404
-        if leg.call is not None or not isinstance(leg.channel, FxsChannel):
+        if any(leg.slots) or not isinstance(leg.channel, FxsChannel):
             self.stats["calls_refused"] += 1
             return 486
         try:
@@ -372,54 +437,78 @@ class AnalogService:
             leg.run_actions()
             return 503
         rtp.remote = remote
-        leg.call = LegCall(rtp, call)
+        leg.slots[0] = LegCall(rtp, call)
         call.context = leg
         leg.run_actions()
         return None
 
     def on_progress(self, call: UaCall, status: int, sdp: bytes) -> None:
-        leg = self._leg_of(call)
-        if leg is None or not isinstance(leg.channel, FxsChannel):
+        found = self._leg_of(call)
+        if found is None:
+            return
+        leg, slot = found
+        channel = leg.channel
+        if not isinstance(channel, FxsChannel):
             return
         early = status == 183 and sdp
-        if early and self._set_remote(leg, sdp):
-            leg.channel.remote_early_media()
+        if early and self._set_remote(leg, slot, sdp):
+            channel.remote_early_media(slot)
         else:
-            leg.channel.remote_ringing()
+            channel.remote_ringing(slot)
         leg.run_actions()
 
     def on_answered(self, call: UaCall, sdp: bytes) -> None:
-        leg = self._leg_of(call)
-        if leg is None:
+        found = self._leg_of(call)
+        if found is None:
             if self.ua is not None:
                 self.ua.hangup(call)
             return
-        if not self._set_remote(leg, sdp):
+        leg, slot = found
+        if not self._set_remote(leg, slot, sdp):
             self.ua.hangup(call) if self.ua is not None else None
-            self._release(leg)
-            self._ended(leg, 65)  # bearer capability not implemented
+            self._release(leg, slot)
+            self._ended(leg, 65, slot)  # bearer capability not implemented
             return
-        leg.channel.remote_answered()
+        channel = leg.channel
+        if isinstance(channel, FxsChannel):
+            channel.remote_answered(slot)
+        else:
+            channel.remote_answered()
         leg.run_actions()
 
     def on_failed(self, call: UaCall, status: int) -> None:
-        leg = self._leg_of(call)
-        if leg is None:
+        found = self._leg_of(call)
+        if found is None:
             return
-        self._release(leg)
-        leg.channel.remote_failed(cause_for_sip_status(status))
-        leg.run_actions()
+        leg, slot = found
+        self._release(leg, slot)
+        self._failed(leg, cause_for_sip_status(status), slot)
 
     def on_ended(self, call: UaCall) -> None:
-        leg = self._leg_of(call)
-        if leg is None:
+        found = self._leg_of(call)
+        if found is None:
             return
-        self._release(leg)
-        self._ended(leg)
+        leg, slot = found
+        self._release(leg, slot)
+        self._ended(leg, 16, slot)
 
-    def _set_remote(self, leg: PortLeg, sdp: bytes) -> bool:
-        call = leg.call
-        if not isinstance(call, LegCall):
+    def on_transfer(self, call: UaCall, status: int) -> None:
+        found = self._leg_of(call)
+        if found is None:
+            return
+        leg, _slot = found
+        channel = leg.channel
+        if not isinstance(channel, FxsChannel):
+            return
+        ok = 200 <= status < 300
+        self.stats["transfers" if ok else "transfers_failed"] += 1
+        log.info("%s: transfer %s (%d)", leg.name, "done" if ok else "failed", status)
+        channel.transfer_result(ok)
+        leg.run_actions()
+
+    def _set_remote(self, leg: PortLeg, slot: int, sdp: bytes) -> bool:
+        call = _call(leg, slot)
+        if call is None:
             return False
         try:
             call.rtp.remote = remote_rtp(sdp)
@@ -427,6 +516,11 @@ class AnalogService:
             log.info("%s: unusable SDP answer: %s", leg.name, exc)
             return False
         return True
+
+
+def _call(leg: PortLeg, slot: int) -> LegCall | None:
+    call = leg.slots[slot]
+    return call if isinstance(call, LegCall) else None
 
 
 __all__ = [

@@ -26,21 +26,27 @@ class Calls:
         self.log: list[tuple[str, object]] = []
         self.sent: list[bytes] = []
 
-    def place_call(self, leg: PortLeg, number: str, caller: str | None) -> None:
+    def place_call(self, leg: PortLeg, number: str, caller: str | None, slot: int) -> None:
         self.log.append(("place", (number, caller)))
 
     def answer_call(self, leg: PortLeg) -> None:
         self.log.append(("answer", None))
 
-    def clear_call(self, leg: PortLeg, cause: int) -> None:
+    def clear_call(self, leg: PortLeg, cause: int, slot: int) -> None:
         self.log.append(("clear", cause))
 
-    def media(self, leg: PortLeg, connected: bool) -> None:
+    def media(self, leg: PortLeg, connected: bool, slot: int) -> None:
         self.log.append(("media", connected))
         leg.media_out = self.sent.append if connected else None
 
-    def flash(self, leg: PortLeg) -> None:
-        self.log.append(("flash", None))
+    def hold(self, leg: PortLeg, slot: int) -> None:
+        self.log.append(("hold", slot))
+
+    def resume(self, leg: PortLeg, slot: int) -> None:
+        self.log.append(("resume", slot))
+
+    def transfer(self, leg: PortLeg, slot: int, number: str, replaces: int | None) -> None:
+        self.log.append(("transfer", (slot, number, replaces)))
 
 
 @pytest.fixture
@@ -165,3 +171,47 @@ def test_fxo_outgoing_dials_dtmf_down_the_line(rig: AnalogRig) -> None:
     run(rig, port, leg, 0.3)
     assert calls.log[:2] == [("answer", None), ("media", True)]
     assert np.all(np.abs(pstn.heard(since=rig.clock() - 0.1)) < 50)  # no tone after answer
+
+
+def test_fxs_flash_on_the_wire_holds_consults_and_transfers(rig: AnalogRig) -> None:
+    """The R key's timed break through the chip model and driver: hold + dial tone on
+    the line, DTMF dials the consultation in slot 1, R returns, R + hang-up transfers."""
+    driver, _, line, port = rig.fxs()
+    phone = AnalogPhone(line, DK)
+    calls = Calls()
+    ch = FxsChannel("fxs1", "101", DK, DialPlan(["101", "201", "202"]), rig.clock)
+    leg = PortLeg(ch, driver, rig.highway.firmware, 0, DK, calls)
+    assert ch.incoming("201")
+    leg.run_actions()
+    phone.answer_after(1)
+    run(rig, port, leg, 3.0)
+    assert ch.state is FxsState.CONNECTED and leg.media_connected
+    phone.flash()
+    run(rig, port, leg, 2.0)
+    assert calls.log[-2:] == [("media", False), ("hold", 0)]
+    assert phone.tone == "dial" and not leg.media_connected
+    phone.dial("202")
+    run(rig, port, leg, 1.0)
+    assert calls.log[-1] == ("place", ("202", "101"))
+    ch.remote_ringing(1)
+    leg.run_actions()
+    run(rig, port, leg, 6.0)
+    assert phone.tone == "ringback"
+    phone.flash()  # back to 201: the consultation is cancelled
+    run(rig, port, leg, 1.0)
+    assert calls.log[-3:] == [("clear", 16), ("resume", 0), ("media", True)]
+    assert ch.state is FxsState.CONNECTED and leg.media_connected and ch.held is None
+    phone.flash()
+    run(rig, port, leg, 1.5)
+    phone.dial("202")
+    run(rig, port, leg, 1.0)
+    ch.remote_answered(1)
+    leg.run_actions()
+    phone.on_hook()
+    run(rig, port, leg, 1.5)
+    assert calls.log[-1] == ("transfer", (0, "202", 1))
+    assert ch.state is FxsState.TRANSFERRING
+    ch.transfer_result(True)
+    leg.run_actions()
+    assert calls.log[-2:] == [("clear", 16), ("clear", 16)]
+    assert ch.state is FxsState.IDLE
