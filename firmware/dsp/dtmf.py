@@ -9,7 +9,6 @@ import numpy as np
 
 from firmware.dsp._audio import (
     FRAME_SAMPLES,
-    SAMPLE_RATE,
     AudioInput,
     Samples,
     as_samples,
@@ -18,6 +17,7 @@ from firmware.dsp._audio import (
 )
 from firmware.dsp._lib import check_ptr, ffi, spandsp
 from firmware.dsp._state import CallbackGuard, CState
+from firmware.dsp.dtmf_confirm import BLOCK, WINDOW, PairTest, level_dbm0, tones_within
 from firmware.dsp.errors import DspError
 
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -28,12 +28,19 @@ DTMF_DIGITS = "0123456789*#ABCD"
 # "accept 8 dB / 4 dB" true while still rejecting gross twist (tests/unit/dsp).
 DEFAULT_NORMAL_TWIST_DB = 9
 DEFAULT_REVERSE_TWIST_DB = 5
-# Q.24 window: accept within 1.5% (+2 Hz), reject beyond 3.5%; measured tones are judged
-# against the middle of that window.
+# Q.24 window: accept within 1.5% (+2 Hz), reject beyond 3.5%; digits spandsp finds are
+# judged against the middle of that window.
 DEFAULT_MAX_DEVIATION = 0.025
+# Digits only the confirmation path finds must lie inside Q.24's acceptance window itself:
+# speech that comes near its energy tests has had its "tones" 2 % or more off (talk-off tests).
+Q24_ACCEPT_DEVIATION = 0.015
+Q24_ACCEPT_SLACK_HZ = 2.0
 # Per-tone detection threshold: spandsp's own default (-42 dBm0), well below Q.24's
 # "detect up to 26 dB attenuation" of a -4...-10 dBm0 sender.
 DEFAULT_THRESHOLD_DBM0 = -42
+# The confirmation path ends its digit after this many windows in a row without it, as
+# spandsp ends one after two blocks.
+_MISSES_TO_END = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,14 @@ class DtmfReceiver(CState):
     beyond Q.24's "reject beyond 3.5%". So each digit spandsp reports is checked once: both
     tones are measured on the two detection blocks that produced it and the digit is dropped
     (with its end) when either deviates more than ``max_deviation``.
+
+    spandsp also loses digits whose two tones are both near Q.24's 1.5% limit (its Goertzel
+    filters sit exactly on the nominal frequencies). While spandsp is silent, a confirmation
+    path (``firmware.dsp.dtmf_confirm``) runs spandsp's own tests on its last two blocks with
+    tone energies tolerant to +/-2% and accepts what passes them with both tones inside Q.24's
+    acceptance window; it also keeps a digit alive when spandsp drops it mid-tone, so one
+    long digit is never reported twice. It sees the line before the dial-tone notch, so with
+    dial tone present it finds nothing spandsp does not.
     """
 
     def __init__(
@@ -79,17 +94,27 @@ class DtmfReceiver(CState):
             raise DspError("DTMF frequency deviation limit must be in (0, 0.1]")
         self._on_event = on_event
         self._max_deviation = max_deviation
+        self._pair = PairTest(
+            normal_twist_db=normal_twist_db,
+            reverse_twist_db=reverse_twist_db,
+            threshold_dbm0=threshold_dbm0,
+        )
         self._guard = CallbackGuard()
         self._started: list[str] = []
-        self._current: str | None = None
-        self._reports: list[tuple[int, int, int]] = []
-        self._history = np.zeros(_HISTORY, dtype=np.int16)
+        self._digit: str | None = None  # the digit being received (reported)
+        self._ignored: str | None = None  # a digit still sounding, dropped for its frequencies
+        self._confirming = False  # the confirmation path, not spandsp, follows that digit
+        self._misses = 0
+        self._clock = 0  # samples fed
+        self._last_event = 0
+        self._reports: list[tuple[int, int]] = []
+        self._history = np.zeros(WINDOW, dtype=np.int16)
         self._phase = 0  # samples into spandsp's current detection block
         lib = spandsp()
         self._lib = lib
 
-        def report(_user: object, code: int, level: int, delay: int) -> None:
-            self._guard.run(self._reports.append, (code, level, delay))
+        def report(_user: object, code: int, level: int, _delay: int) -> None:
+            self._guard.run(self._reports.append, (code, level))
 
         self._cb = ffi.callback("tone_report_func_t", report)
         self._st = check_ptr(lib.dtmf_rx_init(ffi.NULL, ffi.NULL, ffi.NULL), "dtmf_rx_init")
@@ -106,7 +131,7 @@ class DtmfReceiver(CState):
     @property
     def current(self) -> str | None:
         """The digit being received right now, if any."""
-        return self._current
+        return self._digit
 
     def feed(self, audio: AudioInput) -> list[str]:
         """Process a block of audio (normally one 20 ms frame); the digits that began in it."""
@@ -116,71 +141,103 @@ class DtmfReceiver(CState):
         # so the audio behind each report is known exactly (at most 3 calls per 20 ms).
         pos = 0
         while pos < len(samples):
-            take = min(len(samples) - pos, _BLOCK - self._phase)
-            self._lib.dtmf_rx(self._st, in_ptr(samples[pos : pos + take]), take)
+            take = min(len(samples) - pos, BLOCK - self._phase)
+            part = samples[pos : pos + take]
+            self._lib.dtmf_rx(self._st, in_ptr(part), take)
             self._guard.reraise()
-            self._phase = (self._phase + take) % _BLOCK
+            self._remember(part)
+            self._clock += take
+            self._phase = (self._phase + take) % BLOCK
             pos += take
-            if self._reports:
-                reports, self._reports = self._reports, []
-                recent = np.concatenate([self._history, samples[:pos]])[-_HISTORY:]
-                for report in reports:
-                    self._handle(recent, *report)
-        self._remember(samples)
+            if self._phase == 0:
+                self._block_end(self._history)
         started, self._started = self._started, []
         return started
 
     def _remember(self, part: Samples) -> None:
         n = len(part)
-        if n == 0:
-            return
-        if n >= _HISTORY:
-            self._history[:] = part[-_HISTORY:]
-        else:
+        if n >= WINDOW:
+            self._history[:] = part[-WINDOW:]
+        elif n:
             self._history[:-n] = self._history[n:]
             self._history[-n:] = part
 
-    def _handle(self, recent: Samples, code: int, level: int, delay: int) -> None:
-        digit = chr(code) if code else None
-        if digit is not None and not self._on_frequency(recent, digit):
-            self._current = _REJECTED
+    def _block_end(self, window: Samples) -> None:
+        reports, self._reports = self._reports, []
+        for code, level in reports:
+            if code:
+                self._spandsp_start(chr(code), level, window)
+            else:
+                self._spandsp_end(window)
+        if not reports:
+            self._confirm(window)
+
+    def _spandsp_start(self, digit: str, level: int, window: Samples) -> None:
+        self._confirming = False
+        if digit == self._digit:  # the confirmation path already has it
             return
-        if digit is None and self._current == _REJECTED:
-            self._current = None
+        self._end()
+        self._ignored = None
+        if tones_within(window, digit, self._max_deviation):
+            self._start(digit, level)
+        else:
+            self._ignored = digit
+
+    def _spandsp_end(self, window: Samples) -> None:
+        if self._confirming:
             return
-        if digit is not None:
-            self._started.append(digit)
-        self._current = digit
+        if self._ignored is not None:
+            self._ignored = None
+        elif self._digit is not None:
+            # spandsp lost two blocks in a row; a tone that still passes the tolerant tests
+            # at an accepted frequency is the same digit, not an end and a new start.
+            if self._pair.digit(window) == self._digit and tones_within(
+                window, self._digit, self._max_deviation
+            ):
+                self._confirming = True
+                self._misses = 0
+            else:
+                self._end()
+
+    def _confirm(self, window: Samples) -> None:
+        followed = self._digit if self._digit is not None else self._ignored
+        if followed is not None:
+            if not self._confirming:
+                return  # spandsp follows it
+            if self._pair.digit(window) == followed:
+                self._misses = 0
+                return
+            self._misses += 1
+            if self._misses >= _MISSES_TO_END:
+                self._end()
+                self._ignored = None
+                self._confirming = False
+            return
+        digit = self._pair.digit(window)
+        if digit is None:
+            return
+        self._confirming = True
+        self._misses = 0
+        if tones_within(window, digit, Q24_ACCEPT_DEVIATION, Q24_ACCEPT_SLACK_HZ):
+            self._start(digit, level_dbm0(window))
+        else:
+            self._ignored = digit
+
+    def _start(self, digit: str, level: int) -> None:
+        self._digit = digit
+        self._started.append(digit)
+        self._emit(DtmfEvent(digit, level, self._clock - self._last_event))
+
+    def _end(self) -> None:
+        if self._digit is None:
+            return
+        self._digit = None
+        self._emit(DtmfEvent(None, -99, self._clock - self._last_event))
+
+    def _emit(self, event: DtmfEvent) -> None:
+        self._last_event = self._clock
         if self._on_event is not None:
-            self._on_event(DtmfEvent(digit, level, delay))
-
-    def _on_frequency(self, recent: Samples, digit: str) -> bool:
-        row, col = _NOMINAL[digit]
-        x = recent[-2 * _BLOCK :].astype(np.float64) * _WINDOW
-        spectrum = np.abs(np.fft.rfft(x, n=_FFT))
-        for nominal in (row, col):
-            lo = int(nominal * (1 - 0.06) * _FFT / SAMPLE_RATE)
-            hi = int(nominal * (1 + 0.06) * _FFT / SAMPLE_RATE)
-            k = lo + int(np.argmax(spectrum[lo:hi]))
-            a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-9)
-            peak = (k + 0.5 * (a - c) / (a - 2 * b + c)) * SAMPLE_RATE / _FFT
-            if abs(peak / nominal - 1.0) > self._max_deviation:
-                return False
-        return True
-
-
-_BLOCK = 102  # spandsp's DTMF detection block (samples)
-_HISTORY = 4 * _BLOCK
-_FFT = 8192
-_WINDOW = np.hanning(2 * _BLOCK)
-_REJECTED = "rejected"
-_ROWS = (697.0, 770.0, 852.0, 941.0)
-_COLS = (1209.0, 1336.0, 1477.0, 1633.0)
-_NOMINAL = {
-    key: (_ROWS[r], _COLS[c])
-    for r, keys in enumerate(("123A", "456B", "789C", "*0#D"))
-    for c, key in enumerate(keys)
-}
+            self._on_event(event)
 
 
 class DtmfSender(CState):

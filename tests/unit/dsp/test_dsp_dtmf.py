@@ -62,12 +62,6 @@ def test_accepts_both_tones_off_by_1_percent(low: float, high: float) -> None:
     assert [k for k, v in got.items() if v != k[0]] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spandsp 0.0.6: both tones 1.5% off lose ~0.8 dB in its 102-sample Goertzel blocks "
-    "and fail its fixed -0.85 dB tone-to-total energy test for the 1477/1633 Hz columns "
-    "(about 1 case in 6); not a parameter of dtmf_rx_parms",
-)
 @pytest.mark.parametrize("low,high", list(itertools.product((0.015, -0.015), (0.015, -0.015))))
 def test_accepts_both_tones_off_by_1_5_percent(low: float, high: float) -> None:
     got = detected_each(lambda d: dtmf(d, 100, low_offset=low, high_offset=high))
