@@ -169,6 +169,10 @@ class Sip(Model):
     session_expires: Annotated[int, Field(ge=90, le=86400)] = 1800
     # Dial-in conference rooms: whoever calls one of these numbers joins that room.
     conference_rooms: list[Extension] = Field(default_factory=list, max_length=50)
+    # Processes that forward relayed calls' RTP (firmware.media.relay_workers), so that
+    # packets do not wait behind signalling. None: one per CPU core but one (0 on a
+    # 1-core box); 0: the SIP process relays every call itself. Read at service start.
+    media_workers: Annotated[int, Field(ge=0, le=64)] | None = None
 
 
 class Forward(Model):

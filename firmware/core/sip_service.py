@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from firmware.config import ConfigChanged
 from firmware.media.relay import RelayPorts
+from firmware.media.relay_workers import RelayWorkerPool, default_workers
 from firmware.sip.b2bua import B2BUA, Caller
 from firmware.sip.digest import DigestAuthenticator
 from firmware.sip.endpoint import EndpointConfig, SipEndpoint
@@ -229,6 +231,28 @@ class CdrLog:
         self.writer.close()
 
 
+async def _start_media_workers(
+    first: int, last: int, configured: int | None, max_idle: int
+) -> RelayWorkerPool | None:
+    """The relay worker processes ``sip.media_workers`` asks for (None: one per core but
+    one), started; None when there are to be none, or when they cannot be had (then the
+    SIP process relays every call itself, as with 0, and says why)."""
+    workers = default_workers() if configured is None else int(configured)
+    if workers <= 0:
+        return None
+    if "open_relay" not in inspect.signature(B2BUA).parameters:
+        log.warning("the B2BUA takes no relay factory yet: media stays in the SIP process")
+        return None
+    try:
+        pool = RelayWorkerPool(first, last, workers, max_idle=max_idle)
+        await pool.start()
+    except Exception:
+        log.exception("relay workers could not start: media stays in the SIP process")
+        return None
+    log.info("relay workers started", extra={"workers": workers, "pids": pool.pids()})
+    return pool
+
+
 class SipService:
     name = "sip"
 
@@ -239,6 +263,7 @@ class SipService:
         self.b2bua: B2BUA | None = None
         self.location: LocationService | None = None
         self.overload: OverloadGuard | None = None
+        self.media_pool: RelayWorkerPool | None = None
 
     def gauges(self) -> list[tuple[str, str, float]]:
         """What /metrics shows of SIP: calls up and registered contacts."""
@@ -253,6 +278,24 @@ class SipService:
                 "skillepunkt_sip_contacts",
                 "Registered contacts in the location service.",
                 float(len(location) if location is not None else 0),
+            ),
+            *self._media_gauges(),
+        ]
+
+    def _media_gauges(self) -> list[tuple[str, str, float]]:
+        pool = self.media_pool
+        if pool is None:
+            return []
+        return [
+            (
+                "skillepunkt_media_workers_up",
+                "Relay worker processes up (sip.media_workers).",
+                float(sum(load is not None for load in pool.loads())),
+            ),
+            (
+                "skillepunkt_media_worker_restarts",
+                "Relay worker processes restarted after dying since the service started.",
+                float(pool.restarts),
             ),
         ]
 
@@ -308,17 +351,33 @@ class SipService:
         # idle ones may take at most an eighth of the file descriptors
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         max_idle = 1024 if nofile == resource.RLIM_INFINITY else min(1024, nofile // 16)
-        relay_ports = RelayPorts(ports.rtp_first, ports.rtp_last, max_idle=max_idle)
         sip_policy = app.store.section("sip")
-        self.b2bua = B2BUA(
-            endpoint,
-            router,
-            ports.host,
-            relay_ports,
-            cdr_log,
-            session_expires=int(sip_policy.get("session_expires", 1800)),
-            music_on_hold=bool(sip_policy.get("music_on_hold", True)),
+        media_pool = self.media_pool = await _start_media_workers(
+            ports.rtp_first, ports.rtp_last, sip_policy.get("media_workers"), max_idle
         )
+        relay_ports = (
+            media_pool.ports
+            if media_pool is not None
+            else RelayPorts(ports.rtp_first, ports.rtp_last, max_idle=max_idle)
+        )
+        relay_factory: dict[str, Any] = {}
+        if media_pool is not None:
+            relay_factory["open_relay"] = media_pool.open
+        try:
+            self.b2bua = B2BUA(
+                endpoint,
+                router,
+                ports.host,
+                relay_ports,
+                cdr_log,
+                session_expires=int(sip_policy.get("session_expires", 1800)),
+                music_on_hold=bool(sip_policy.get("music_on_hold", True)),
+                **relay_factory,
+            )
+        except BaseException:
+            if media_pool is not None:
+                await media_pool.close()
+            raise
         guard_task: asyncio.Task[None] | None = None
         try:
             await endpoint.start()
@@ -337,6 +396,8 @@ class SipService:
             unfollow_trunks()
             unfollow_analog()
             await endpoint.close()
+            if media_pool is not None:
+                await media_pool.close()  # its own slice of pairs too
             relay_ports.close()
             cdr_log.close()
             cdrs.close()
