@@ -17,10 +17,13 @@ one column tone. ``tones_within`` is the frequency rule that keeps "reject beyon
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
 from firmware.dsp._audio import SAMPLE_RATE, Samples
+from firmware.dsp.errors import DspError
 
 BLOCK = 102  # spandsp's DTMF detection block (samples)
 WINDOW = 2 * BLOCK  # what this module judges: the last two of spandsp's blocks
@@ -66,7 +69,7 @@ class PairTest:
     def digit(self, window: Samples) -> str | None:
         """The digit ``window`` (the last ``WINDOW`` samples) passes every test as, if any."""
         if len(window) != WINDOW:
-            raise ValueError(f"PairTest needs {WINDOW} samples, got {len(window)}")
+            raise DspError(f"PairTest needs {WINDOW} samples, got {len(window)}")
         x = window.astype(np.float32)
         total = float(np.dot(x, x))
         if total < self._min_energy:
@@ -94,7 +97,7 @@ def level_dbm0(window: Samples) -> int:
     """The whole signal's level in ``window`` as spandsp reports it with a digit (dBm0)."""
     x = window.astype(np.float64)
     power = float(np.dot(x, x)) / max(len(x), 1) / 32768.0**2
-    return round(10 * np.log10(max(power, 1e-12)) + DBM0_MAX_SINE_POWER)
+    return round(10 * math.log10(max(power, 1e-12)) + DBM0_MAX_SINE_POWER)
 
 
 _FFT = 8192

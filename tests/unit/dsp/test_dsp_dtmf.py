@@ -13,8 +13,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from unit.dsp.dsp_signals import (
+    COLS,
     KEYPAD,
+    ROWS,
     dbm0,
+    digit_freqs,
     dtmf,
     frames,
     silence,
@@ -66,6 +69,84 @@ def test_accepts_both_tones_off_by_1_percent(low: float, high: float) -> None:
 def test_accepts_both_tones_off_by_1_5_percent(low: float, high: float) -> None:
     got = detected_each(lambda d: dtmf(d, 100, low_offset=low, high_offset=high))
     assert [k for k, v in got.items() if v != k[0]] == []
+
+
+EDGE = list(itertools.product((0.015, -0.015), (0.015, -0.015)))
+
+
+@pytest.mark.parametrize("low,high", list(itertools.product((1, -1), (1, -1))))
+def test_accepts_both_tones_off_by_1_5_percent_plus_2_hz(low: int, high: int) -> None:
+    def make(d: str) -> npt.NDArray[np.float64]:
+        row, col = digit_freqs(d)
+        lo, hi = low * (0.015 + 2.0 / row), high * (0.015 + 2.0 / col)
+        return dtmf(d, 60, low_offset=lo, high_offset=hi)
+
+    got = detected_each(make)
+    assert [k for k, v in got.items() if v != k[0]] == []
+
+
+@pytest.mark.parametrize("low,high", EDGE)
+def test_detects_40_ms_digits_with_both_tones_1_5_percent_off(low: float, high: float) -> None:
+    got = detected_each(lambda d: dtmf(d, 40, low_offset=low, high_offset=high))
+    assert [k for k, v in got.items() if v != k[0]] == []
+
+
+@pytest.mark.parametrize("low,high", EDGE)
+def test_edge_of_tolerance_with_twist_and_low_level(low: float, high: float) -> None:
+    for levels in ((-6.0, -14.0), (-10.0, -6.0), (-36.0, -36.0)):
+        got = detected_each(lambda d, lv=levels: dtmf(d, 60, *lv, low_offset=low, high_offset=high))
+        assert [k for k, v in got.items() if v != k[0]] == [], levels
+
+
+def test_long_off_frequency_digits_are_reported_once_with_their_length() -> None:
+    # spandsp drops such tones for two blocks now and then; that must not split the digit
+    for low, high in EDGE:
+        for d in "369ABCD#":
+            events: list[DtmfEvent] = []
+            audio = to_int16(
+                np.concatenate(
+                    [
+                        silence(103),
+                        dtmf(d, 600, -8.0, low_offset=low, high_offset=high),
+                        silence(200),
+                    ]
+                )
+            )
+            with DtmfReceiver(on_event=events.append) as rx:
+                assert "".join(c for f in frames(audio) for c in rx.feed(f)) == d
+            assert [e.digit for e in events] == [d, None]
+            assert 570 <= events[1].samples_since_last / 8 <= 610
+            assert -10 <= events[0].level_dbm0 <= -2
+
+
+def test_a_third_tone_spoils_an_off_frequency_digit() -> None:
+    # the confirmation path keeps spandsp's energy-concentration test: no tolerance for that
+    for third in (1100.0, 1800.0, 500.0):
+        got = detected_each(
+            lambda d, f=third: (
+                dtmf(d, 80, low_offset=0.015, high_offset=-0.015) + sine(f, 80, -10.0)
+            )
+        )
+        assert all(v == "" for v in got.values()), third
+
+
+def test_single_off_frequency_tones_give_no_digits() -> None:
+    for f in ROWS + COLS:
+        for offset in (0.015, -0.015):
+            assert detect(sine(f * (1 + offset), 300, -6.0)) == ""
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_detects_off_frequency_digits_in_white_noise_at_15_db_snr(seed: int) -> None:
+    low, high = EDGE[seed % 4]
+    seq = np.concatenate(
+        [
+            np.concatenate([dtmf(d, 50, -20.0, low_offset=low, high_offset=high), silence(60)])
+            for d in DIGITS
+        ]
+    )
+    noise = white_noise(len(seq) + 2400, dbm0(dtmf("5", 1000, -20.0)) - 15.0, seed=seed)
+    assert detect(np.concatenate([silence(100), seq, silence(200)]) + noise, lead_ms=0.0) == DIGITS
 
 
 @pytest.mark.parametrize("offset", [0.035, -0.035, 0.05, -0.05])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from unit.dsp.dsp_signals import dbm0, dtmf, to_int16
+from unit.dsp.dsp_signals import dbm0, dtmf, to_int16, white_noise
 from unit.dsp.speech import speech_8k
 
 from firmware.dsp import DtmfReceiver
@@ -45,3 +45,42 @@ def test_digits_mixed_into_the_speech_are_found(speech: np.ndarray) -> None:
         at = 8000 + n * 8000 * 55 // len(digits)
         part[at : at + 480] += dtmf(d, 60, -8.0)
     assert "".join(d for _, d in run(to_int16(part))) == digits
+
+
+def chord_sweep(seconds: float, level_dbm0: float) -> np.ndarray:
+    """Music-like tones: major triads whose notes carry 2nd and 3rd harmonics, the root
+    gliding from 300 Hz to 1.2 kHz (quasi-steady chords at every pitch on the way), then held
+    major and minor triads on every semitone from 220 Hz to 880 Hz, 200 ms each."""
+    n = int(8000 * seconds)
+    t = np.arange(n) / 8000
+    root = 300.0 * 4.0 ** (t / seconds)  # two octaves up
+    phase = 2 * np.pi * np.cumsum(root) / 8000
+    glide = np.zeros(n)
+    for ratio in (1.0, 2 ** (4 / 12), 2 ** (7 / 12)):
+        for harmonic, gain in ((1, 1.0), (2, 0.5), (3, 0.3)):
+            glide += gain * np.sin(harmonic * ratio * phase + ratio)
+    held = []
+    tt = np.arange(1600) / 8000
+    for semitone in range(25):
+        f0 = 220.0 * 2 ** (semitone / 12)
+        for third in (3, 4):
+            chord = np.zeros(len(tt))
+            for step in (0, third, 7):
+                for harmonic, gain in ((1, 1.0), (2, 0.5), (3, 0.3)):
+                    chord += gain * np.sin(2 * np.pi * harmonic * f0 * 2 ** (step / 12) * tt)
+            held.append(chord * np.hanning(len(tt)) ** 0.25)
+    music = np.concatenate([glide, *held])
+    return music * 10 ** ((level_dbm0 - dbm0(music)) / 20)
+
+
+def test_speech_in_white_noise_gives_no_digits(speech: np.ndarray) -> None:
+    noise = white_noise(len(speech), -20.0, seed=7)
+    assert abs(dbm0(noise) + 20.0) < 0.1
+    assert run(to_int16(speech.astype(np.float64) + noise)) == []
+
+
+def test_music_like_chords_give_no_digits(speech: np.ndarray) -> None:
+    music = chord_sweep(60.0, -8.0)
+    assert run(to_int16(music)) == []
+    mixed = speech[: len(music)].astype(np.float64) * 0.5 + music * 10 ** (-6 / 20)
+    assert run(to_int16(mixed)) == []
