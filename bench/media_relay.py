@@ -13,7 +13,14 @@ loss exceeds 0.1% or the jitter p99 exceeds 5 ms:
 
 - ``loopback``: no relay (the generator's own figures).
 - ``box``: ``firmware.media.relay.RelaySession`` (the pass-through path ordinary calls
-  take) in a process of its own under uvloop (``bench/media/relay_server.py``).
+  take) in a process of its own under uvloop (``bench/media/relay_server.py``): the
+  "before", every packet forwarded by the process that owns the sessions.
+- ``box-wN``: ``firmware.media.relay_workers.RelayWorkerPool`` with N worker processes:
+  the server process plays the SIP service and opens every call with ``pool.open``
+  (``RemoteRelaySession``: commands over a Unix socket), the workers forward. The
+  "after"; its CPU counts the server and its workers.
+- ``box-Nw`` (not run by default): N independent relay_server processes, each with a
+  share of the calls (the sharding experiment that preceded the pool).
 - ``rtpengine``: Debian's rtpengine 10.5, userspace forwarding (``--table=-1``), 2
   threads; sessions set up over its NG protocol (``bench/media/ng.py``) as a proxy would:
   offer with phone A's SDP, answer with phone B's.
@@ -65,23 +72,31 @@ LOSS_LIMIT = 0.1  # percent
 JITTER_LIMIT_US = 5000
 GOAL_CALLS = 1000
 FIRST_PORT, LAST_PORT = 24_000, 31_999  # below Linux's ephemeral range (32768+)
+# The pool keeps an equal slice for the SIP process's own media (bridges, conferences),
+# which the bench leaves unused: a wider range gives its workers as many pairs as `box`.
+POOL_FIRST = 12_000
 NG_PORT = 22_223
 LEVELS = [100, 250, 500, 750, 1000, 1250, 1500, 2000]
 TRANSCODE_LEVELS = [25, 50, 100, 150, 200, 300, 400, 500, 750, 1000]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NEXT_STEP = [
     "Reading it: one Python process under uvloop forwards a packet for about the CPU"
-    " rtpengine's userspace path takes (both ~7-9 us), so per core the two carry the same"
-    " load; what gives out first is the tail latency of one busy event loop sharing 2 cores"
-    " with the generator and the other engineers' jobs. The next step, measured here as"
-    " `box-2w`, is worker processes: the SIP side keeps `RelaySession`'s interface and"
-    " hands each new call's sessions to one of N forwarding processes (one per core, each"
-    " its own uvloop and slice of the port range; `open`/`set_remote`/`stats`/`close` become"
-    " small messages over a pipe, packets never cross it). SO_REUSEPORT does not fit"
-    " media: each call owns its ports, so sharding is by call, not by socket. A C path"
-    " (a cffi-loaded forwarder on recvmmsg/sendmmsg, or the kernel's nftables/eBPF"
-    " forwarding rtpengine uses with its kernel module) would cut the per-packet CPU, which"
-    " is not the limit on this machine.",
+    " rtpengine's userspace path takes, so per core the two carry the same load; what gives"
+    " out first is tail latency: packets waiting for a busy or descheduled process on 2"
+    " cores shared with the generator and the other engineers' jobs. The worker pool"
+    " (`box-wN`) is how the firmware now relays: the SIP process keeps each call's"
+    " signalling side (`RemoteRelaySession`: `open`/`set_remote`/`close` are one small"
+    " command each over a Unix socket, counters come back once a second and with the"
+    " close) and N worker processes, each its own uvloop and slice of the port range,"
+    " forward; packets never cross a process boundary. On the box that takes media off"
+    " the loop that parses SIP (sip.media_workers, default one per core but one); in"
+    " this bench the server process has no SIP to do, so `box` vs `box-w1` isolates the"
+    " cost of the split (the command round-trips, the counter pushes) and `box-w2` what a"
+    " second forwarding process buys when there is a second core to run it. On 2 shared"
+    " cores with the generator taking its share, that is little: the ceiling moves with"
+    " the machine's background load more than with the process layout. A C path (a"
+    " cffi-loaded forwarder on recvmmsg/sendmmsg, or kernel forwarding as rtpengine's"
+    " module does) would cut the per-packet CPU behind the same `RemoteRelaySession`.",
 ]
 
 
@@ -184,11 +199,14 @@ class BoxRelay:
     worker processes (one event loop per core) would do.
     """
 
-    def __init__(self, mode: str, workers: int = 1) -> None:
+    def __init__(self, mode: str, workers: int = 1, pool: int = 0) -> None:
         self.mode = mode
         self.workers = workers
+        self.pool = pool  # > 0: one server process with a RelayWorkerPool of that many
         base = "box" if mode == "relay" else "transcode"
         self.name = base if workers == 1 else f"{base}-{workers}w"
+        if pool:
+            self.name = f"box-w{pool}"
         self.pts = (8, 8) if mode == "relay" else (8, 0)
         self.procs: list[subprocess.Popen[str]] = []
 
@@ -197,14 +215,11 @@ class BoxRelay:
         shares = [phones[w :: self.workers] for w in range(self.workers)]
         for w in range(self.workers):
             first = FIRST_PORT + w * span
+            args = [self.mode, str(first), str(first + span - 1)]
+            if self.pool:
+                args = ["pool", str(POOL_FIRST), str(LAST_PORT), str(self.pool)]
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "relay_server.py"),
-                    self.mode,
-                    str(first),
-                    str(first + span - 1),
-                ],
+                [sys.executable, str(HERE / "relay_server.py"), *args],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd=ROOT,
@@ -216,15 +231,17 @@ class BoxRelay:
             proc.stdin.write(json.dumps(shares[w]) + "\n")
             proc.stdin.flush()
         ports: list[list[list[int]]] = []
+        pids: list[int] = []
         for proc in self.procs:
             answer = json.loads(_readline(proc, 120))
-            if not isinstance(answer, list):
+            if not isinstance(answer, dict) or "ports" not in answer:
                 raise RuntimeError(f"relay server could not open its sessions: {answer}")
-            ports.append(answer)
+            ports.append(answer["ports"])
+            pids += answer["pids"]
         dests: list[int] = []
         for i in range(len(phones)):
             dests += ports[i % self.workers][i // self.workers]
-        return dests, [p.pid for p in self.procs]
+        return dests, pids
 
     def teardown(self) -> str:
         procs, self.procs = self.procs, []
@@ -459,8 +476,9 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     parser.add_argument(
         "--targets",
-        default="loopback,box,box-2w,rtpengine,transcode",
-        help="comma-separated: loopback, box, box-<N>w (N relay processes), rtpengine, transcode",
+        default="loopback,box,box-w1,box-w2,rtpengine,transcode",
+        help="comma-separated: loopback, box, box-w<N> (RelayWorkerPool of N workers),"
+        " box-<N>w (N independent relay processes), rtpengine, transcode",
     )
     args = parser.parse_args()
     levels, transcode_levels, seconds = LEVELS, TRANSCODE_LEVELS, args.seconds
@@ -487,6 +505,8 @@ def main() -> int:
                     continue
                 if name == "box":
                     target = BoxRelay("relay")
+                elif name.startswith("box-w"):
+                    target = BoxRelay("relay", pool=int(name[5:]))
                 elif name.startswith("box-") and name.endswith("w"):
                     target = BoxRelay("relay", int(name[4:-1]))
                 elif name == "transcode":
@@ -554,7 +574,11 @@ def report(
         " jitter p99 (RFC 3550 D between consecutive packets of a flow, from kernel receive"
         " timestamps) <= 5 ms. `loopback` is the generator alone (phones send straight to each"
         " other): its capacity caps the levels tried on the targets. `box`: `RelaySession` in"
-        " its own uvloop process (`bench/media/relay_server.py`); `rtpengine`: 10.5 userspace"
+        " its own uvloop process (`bench/media/relay_server.py`): the before. `box-wN`: the"
+        " after, `RelayWorkerPool` with N worker processes (`firmware/media/relay_workers.py`):"
+        " the server process plays the SIP service and opens each call with `pool.open`"
+        " (commands over a Unix socket), the workers forward; its CPU counts the server and"
+        " the workers. `rtpengine`: 10.5 userspace"
         " (`--table=-1`, 2 threads), sessions set up over NG (`bench/media/ng.py`);"
         " `transcode`: `MediaBridge` leg A PCMA, leg B PCMU. CPU per call: the target"
         " process's utime+stime over the step / calls / seconds (us of CPU per second of"
@@ -566,42 +590,49 @@ def report(
         *rows,
         "",
     ]
-    if box is not None and anchor is not None:
-        ratio = box.calls / anchor.calls
-        lines.append(
-            f"box/rtpengine: {ratio:.2f} of the anchor's concurrent calls"
-            f" ({box.calls:,} vs {anchor.calls:,})"
-            + (
-                f"; CPU per packet {box.us_per_packet:.1f} us vs {anchor.us_per_packet:.1f} us"
-                f" ({box.us_per_packet / anchor.us_per_packet:.2f}x)."
-                if box.us_per_packet and anchor.us_per_packet
-                else "."
-            )
-        )
-    if box is not None:
-        lines.append(
-            f"Goal >= {GOAL_CALLS:,} concurrent relayed calls: "
-            + ("met." if box.calls >= GOAL_CALLS else f"NOT met ({box.calls:,}).")
-        )
-    workers = {
+    relays = {
         name: best(steps)
         for name, steps in results.items()
-        if name.startswith("box-") and name.endswith("w")
+        if name == "box" or name.startswith("box-")
     }
-    for name, top in workers.items():
-        if top is None:
-            continue
+    if anchor is not None:
+        for name, top in relays.items():
+            if top is None:
+                continue
+            lines.append(
+                f"{name}/rtpengine: {top.calls / anchor.calls:.2f} of the anchor's concurrent"
+                f" calls ({top.calls:,} vs {anchor.calls:,})"
+                + (
+                    f"; CPU per packet {top.us_per_packet:.1f} us vs"
+                    f" {anchor.us_per_packet:.1f} us"
+                    f" ({top.us_per_packet / anchor.us_per_packet:.2f}x)."
+                    if top.us_per_packet and anchor.us_per_packet
+                    else "."
+                )
+            )
+    pools = {name: top for name, top in relays.items() if name.startswith("box-w")}
+    for name, top in pools.items():
         lines.append(
-            f"Worker processes ({name}: the calls shared out between"
-            f" {name[4:-1]} relay processes, each its own uvloop loop): {top.calls:,} calls"
-            f" held vs {box.calls if box else 0:,} for one process"
-            f" ({top.us_per_packet or 0:.1f} us CPU per packet)."
+            f"Before/after ({name}: forwarding in {name[5:]} RelayWorkerPool worker"
+            f" process(es)): box {box.calls if box else 0:,} -> {name}"
+            f" {top.calls if top else 0:,} calls held."
         )
-    failing = [steps[-1] for steps in results.values() if steps and not steps[-1].held]
-    if failing and all(s.loss <= LOSS_LIMIT for s in failing):
+    held = [(top.calls, name) for name, top in relays.items() if top is not None]
+    if held:
+        most, who = max(held)
+        lines.append(
+            f"Goal >= {GOAL_CALLS:,} concurrent relayed calls: "
+            + (
+                f"met by {who} ({most:,})."
+                if most >= GOAL_CALLS
+                else f"NOT met (best {who}, {most:,})."
+            )
+        )
+    last_failed = [steps[-1] for steps in results.values() if steps and not steps[-1].held]
+    if last_failed and all(s.loss <= LOSS_LIMIT for s in last_failed):
         lines.append(
             "Every failing step failed on jitter, none on loss"
-            f" (worst loss {max(s.loss for s in failing):.3f}%): the limit is how long packets"
+            f" (worst loss {max(s.loss for s in last_failed):.3f}%): the limit is how long packets"
             " wait for a busy or descheduled process on 2 shared cores, not packets dropped."
         )
     if transcode is not None:

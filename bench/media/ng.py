@@ -103,9 +103,9 @@ class NgClient:
             reply = bdecode(body)
             if reply.get("result") not in (b"ok", b"pong"):
                 reason = reply.get("error-reason", b"?")
-                raise NgError(f"{command.get('command')}: {reply.get('result')!r} {reason!r}")
+                raise NgError(f"{command.get('command')!r}: {reply.get('result')!r} {reason!r}")
             return dict(reply)
-        raise NgError(f"no answer from rtpengine at {self.address} to {command.get('command')}")
+        raise NgError(f"no answer from rtpengine at {self.address} to {command.get('command')!r}")
 
     def ping(self) -> None:
         self.request({"command": "ping"})
