@@ -203,7 +203,11 @@ class B2BUA:
 
     def on_cancel(self, invite_txn: int, request: Request) -> None:
         call = self._a_invites.get(invite_txn)
-        if call is None or call.answered:
+        if call is None:
+            return
+        if call.answered:  # the callee answered, but the caller's 200 waits for a PRACK
+            self._finish_a(call, 487)
+            self._hang_up(call, "caller", exclude=call.caller_leg)
             return
         for branch in call.branches:
             if branch.handle is not None:
@@ -630,15 +634,20 @@ class B2BUA:
         self.stats["answered"] += 1
         if self.call_log is not None:
             self.call_log.answered(call.id)
-        task = asyncio.create_task(self._answer_a(call, body, a_timer_headers))
-        task.add_done_callback(_log_failure)
+        if call.pending_sdp_provisional and not call.prack_done.is_set():
+            task = asyncio.create_task(self._answer_a_after_prack(call, body, a_timer_headers))
+            task.add_done_callback(_log_failure)
+        else:  # at once: a CANCEL arriving now must find the caller answered, not 487 it
+            self._answer_a(call, body, a_timer_headers)
 
-    async def _answer_a(
+    async def _answer_a_after_prack(
         self, call: Call, body: bytes, timer_headers: list[tuple[str, str]]
     ) -> None:
-        if call.pending_sdp_provisional and not call.prack_done.is_set():
-            with contextlib.suppress(TimeoutError):  # §3: a 2xx waits for that PRACK
-                await asyncio.wait_for(call.prack_done.wait(), 64 * T1)
+        with contextlib.suppress(TimeoutError):  # RFC 3262 §3: a 2xx waits for that PRACK
+            await asyncio.wait_for(call.prack_done.wait(), 64 * T1)
+        self._answer_a(call, body, timer_headers)
+
+    def _answer_a(self, call: Call, body: bytes, timer_headers: list[tuple[str, str]]) -> None:
         if call.ended:
             return
         ok = self._respond_a(call, 200, body, timer_headers)
