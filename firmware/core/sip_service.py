@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import resource
 import time
@@ -239,9 +238,6 @@ async def _start_media_workers(
     SIP process relays every call itself, as with 0, and says why)."""
     workers = default_workers() if configured is None else int(configured)
     if workers <= 0:
-        return None
-    if "open_relay" not in inspect.signature(B2BUA).parameters:
-        log.warning("the B2BUA takes no relay factory yet: media stays in the SIP process")
         return None
     try:
         pool = RelayWorkerPool(first, last, workers, max_idle=max_idle)

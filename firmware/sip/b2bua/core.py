@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from firmware.media.bridge import MediaBridge
 from firmware.media.ports import PortAllocator
@@ -88,6 +89,7 @@ class B2BUA:
         session_expires: int = DEFAULT_SESSION_EXPIRES,
         min_se: int = st.MIN_SE,
         music_on_hold: bool = True,
+        open_relay: Callable[[str, Any], Awaitable[Anchor]] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.router = router
@@ -108,6 +110,10 @@ class B2BUA:
         self.local = LocalAnswerer(self)
         self.moh: MusicOnHold | None = MusicOnHold(self) if music_on_hold else None
         self.rooms = ConferenceRooms(media_address, ports)
+        # where a plain call's relay session comes from: this process, or relay workers
+        self.open_relay: Callable[[str, Any], Awaitable[Anchor]] = (
+            open_relay if open_relay is not None else RelaySession.open
+        )
 
     @property
     def active_calls(self) -> int:
@@ -289,7 +295,7 @@ class B2BUA:
             elif media.bridge:
                 relay = await MediaBridge.open(self.media_address, self.ports)
             else:
-                relay = await RelaySession.open(self.media_address, self.ports)
+                relay = await self.open_relay(self.media_address, self.ports)
         except RoomError as exc:
             log.info("cannot join the room", extra={"error": str(exc)})
             self.endpoint.respond(txn, request.make_response(488, to_tag=new_tag()))
