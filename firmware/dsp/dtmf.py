@@ -17,7 +17,7 @@ from firmware.dsp._audio import (
 )
 from firmware.dsp._lib import check_ptr, ffi, spandsp
 from firmware.dsp._state import CallbackGuard, CState
-from firmware.dsp.dtmf_confirm import BLOCK, WINDOW, PairTest, level_dbm0, tones_within
+from firmware.dsp.dtmf_confirm import BLOCK, NOMINAL, WINDOW, PairTest, deviations, level_dbm0
 from firmware.dsp.errors import DspError
 
 DTMF_DIGITS = "0123456789*#ABCD"
@@ -36,6 +36,10 @@ DEFAULT_MAX_DEVIATION = 0.025
 # tests has had its "tones" about 2 % or more off (tests/unit/dsp/test_dsp_talkoff.py).
 Q24_ACCEPT_DEVIATION = 0.015
 Q24_ACCEPT_SLACK_HZ = 3.0
+# And it only starts digits of the kind spandsp's nominal-frequency filters lose: one tone at
+# least 1 % off (spandsp alone finds every digit with both tones up to 1.3 % off). Nearer
+# nominal, spandsp is the detector, with its own behaviour in noise, twist and level.
+CONFIRM_MIN_DEVIATION = 0.01
 # Per-tone detection threshold: spandsp's own default (-42 dBm0), well below Q.24's
 # "detect up to 26 dB attenuation" of a -4...-10 dBm0 sender.
 DEFAULT_THRESHOLD_DBM0 = -42
@@ -143,35 +147,42 @@ class DtmfReceiver(CState):
         pos = 0
         while pos < len(samples):
             take = min(len(samples) - pos, BLOCK - self._phase)
-            part = samples[pos : pos + take]
-            self._lib.dtmf_rx(self._st, in_ptr(part), take)
+            self._lib.dtmf_rx(self._st, in_ptr(samples[pos : pos + take]), take)
             self._guard.reraise()
-            self._remember(part)
             self._clock += take
             self._phase = (self._phase + take) % BLOCK
             pos += take
             if self._phase == 0:
-                self._block_end(self._history)
+                self._block_end(samples, pos)
+        self._remember(samples)
         started, self._started = self._started, []
         return started
 
-    def _remember(self, part: Samples) -> None:
-        n = len(part)
+    def _remember(self, samples: Samples) -> None:
+        n = len(samples)
         if n >= WINDOW:
-            self._history[:] = part[-WINDOW:]
+            self._history[:] = samples[-WINDOW:]
         elif n:
             self._history[:-n] = self._history[n:]
-            self._history[-n:] = part
+            self._history[-n:] = samples
 
-    def _block_end(self, window: Samples) -> None:
+    def _window(self, samples: Samples, pos: int) -> Samples:
+        """The last ``WINDOW`` samples up to ``samples[pos]`` (the end of a spandsp block)."""
+        if pos >= WINDOW:
+            return samples[pos - WINDOW : pos]
+        return np.concatenate([self._history[pos:], samples[:pos]])
+
+    def _block_end(self, samples: Samples, pos: int) -> None:
         reports, self._reports = self._reports, []
         for code, level in reports:
             if code:
-                self._spandsp_start(chr(code), level, window)
+                self._spandsp_start(chr(code), level, self._window(samples, pos))
             else:
-                self._spandsp_end(window)
-        if not reports:
-            self._confirm(window)
+                self._spandsp_end(self._window(samples, pos))
+        if reports:
+            return
+        if self._confirming or (self._digit is None and self._ignored is None):
+            self._confirm(self._window(samples, pos))
 
     def _spandsp_start(self, digit: str, level: int, window: Samples) -> None:
         self._confirming = False
@@ -179,7 +190,7 @@ class DtmfReceiver(CState):
             return
         self._end()
         self._ignored = None
-        if tones_within(window, digit, self._max_deviation):
+        if _within(digit, deviations(window, digit), self._max_deviation):
             self._start(digit, level)
         else:
             self._ignored = digit
@@ -192,8 +203,8 @@ class DtmfReceiver(CState):
         elif self._digit is not None:
             # spandsp lost two blocks in a row; a tone that still passes the tolerant tests
             # at an accepted frequency is the same digit, not an end and a new start.
-            if self._pair.digit(window) == self._digit and tones_within(
-                window, self._digit, self._max_deviation
+            if self._pair.digit(window) == self._digit and _within(
+                self._digit, deviations(window, self._digit), self._max_deviation
             ):
                 self._confirming = True
                 self._misses = 0
@@ -201,10 +212,9 @@ class DtmfReceiver(CState):
                 self._end()
 
     def _confirm(self, window: Samples) -> None:
+        """One window while spandsp is silent: follow the path's digit, or look for one."""
         followed = self._digit if self._digit is not None else self._ignored
         if followed is not None:
-            if not self._confirming:
-                return  # spandsp follows it
             if self._pair.digit(window) == followed:
                 self._misses = 0
                 return
@@ -217,9 +227,14 @@ class DtmfReceiver(CState):
         digit = self._pair.digit(window)
         if digit is None:
             return
+        off = deviations(window, digit)
+        if all(
+            abs(hz) < CONFIRM_MIN_DEVIATION * f for hz, f in zip(off, NOMINAL[digit], strict=True)
+        ):
+            return  # near nominal: spandsp's to find
         self._confirming = True
         self._misses = 0
-        if tones_within(window, digit, Q24_ACCEPT_DEVIATION, Q24_ACCEPT_SLACK_HZ):
+        if _within(digit, off, Q24_ACCEPT_DEVIATION, Q24_ACCEPT_SLACK_HZ):
             self._start(digit, level_dbm0(window))
         else:
             self._ignored = digit
@@ -239,6 +254,13 @@ class DtmfReceiver(CState):
         self._last_event = self._clock
         if self._on_event is not None:
             self._on_event(event)
+
+
+def _within(digit: str, off_hz: tuple[float, float], fraction: float, slack_hz: float = 0) -> bool:
+    """Whether both tones, ``off_hz`` from nominal, lie within ``fraction`` (+ ``slack_hz``)."""
+    return all(
+        abs(hz) <= fraction * f + slack_hz for hz, f in zip(off_hz, NOMINAL[digit], strict=True)
+    )
 
 
 class DtmfSender(CState):

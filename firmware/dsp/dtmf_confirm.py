@@ -12,7 +12,8 @@ taking each tone's energy as the largest of nine DFT terms spread over +/-2 % of
 An off-frequency tone then loses under 0.2 dB, and the longer window's narrower main lobe
 keeps a neighbour's leakage far below the relative-peak limit. The tests themselves are
 not loosened: speech still has to put more than 82 % of a 25.5 ms window into one row and
-one column tone. ``tones_within`` is the frequency rule that keeps "reject beyond 3.5 %".
+one column tone. ``deviations`` measures the tones for the frequency rules ("accept within
+1.5 %, reject beyond 3.5 %").
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ DBM0_MAX_SINE_POWER = 3.14  # spandsp's dBm0 reference: a full-scale sine is +3.
 SPREAD = np.linspace(-0.02, 0.02, 9)
 RELATIVE_PEAK = 10 ** (8.0 / 10)  # spandsp: other tones of the group at least 8 dB down
 TO_TOTAL = WINDOW * 10 ** (-0.85 / 10)  # spandsp: the pair holds >= -0.85 dB of the energy
+LAG1_MAX = 0.9  # pre-screen limits (see PairTest.digit), with margin over the bounds
+LAG2_MAX = 0.6
 
 
 def _bank() -> npt.NDArray[np.float32]:
@@ -58,13 +61,14 @@ class PairTest:
     def __init__(self, *, normal_twist_db: float, reverse_twist_db: float, threshold_dbm0: float):
         self._normal_twist = 10 ** (normal_twist_db / 10)
         self._reverse_twist = 10 ** (reverse_twist_db / 10)
-        # spandsp's goertzel_threshold_dbm0, scaled to this window's length
+        # spandsp's goertzel_threshold_dbm0 (on 2|X|^2), scaled to this window's length; the
+        # energies here are |X|^2, hence the halves below.
         self._threshold = (
-            WINDOW * WINDOW * 32768.0**2 / 2 * 10 ** ((threshold_dbm0 - DBM0_MAX_SINE_POWER) / 10)
+            WINDOW * WINDOW * 32768.0**2 / 4 * 10 ** ((threshold_dbm0 - DBM0_MAX_SINE_POWER) / 10)
         )
-        # Cauchy-Schwarz: a tone energy 2|X|^2 never exceeds 2 * WINDOW * total energy, so a
-        # quieter window cannot pass the threshold and is not worth a filter bank.
-        self._min_energy = self._threshold / (2 * WINDOW)
+        # Cauchy-Schwarz: |X|^2 never exceeds WINDOW * total energy, so a quieter window
+        # cannot pass the threshold and is not worth a filter bank.
+        self._min_energy = self._threshold / WINDOW
 
     def digit(self, window: Samples) -> str | None:
         """The digit ``window`` (the last ``WINDOW`` samples) passes every test as, if any."""
@@ -74,23 +78,30 @@ class PairTest:
         total = float(np.dot(x, x))
         if total < self._min_energy:
             return None
-        parts = _BANK @ x
-        terms = 2.0 * (parts[:_TERMS] ** 2 + parts[_TERMS:] ** 2)
-        energy = terms.reshape(8, len(SPREAD)).max(axis=1)
+        # A window whose energy is >= 82 % a row tone and a column tone (683..1666 Hz) has
+        # lag-1 and lag-2 autocorrelations of about sum(share * cos(k * w)) plus at most the
+        # rest's 18 %: within [0.04, 0.89] and below 0.57 of the energy for any twist. Most
+        # speech (low-pass) and line noise fall outside, and skip the filter bank.
+        lag1 = float(np.dot(x[1:], x[:-1]))
+        if not 0.0 <= lag1 <= LAG1_MAX * total:
+            return None
+        if float(np.dot(x[2:], x[:-2])) > LAG2_MAX * total:
+            return None
+        squares = np.square(_BANK @ x)
+        energy = np.add(squares[:_TERMS], squares[_TERMS:]).reshape(8, -1).max(axis=1).tolist()
         rows, cols = energy[:4], energy[4:]
-        r, c = int(np.argmax(rows)), int(np.argmax(cols))
-        row, col = float(rows[r]), float(cols[c])
+        row, col = max(rows), max(cols)
         if row < self._threshold or col < self._threshold:
             return None
         if not (col < row * self._reverse_twist and col * self._normal_twist > row):
             return None
-        if np.count_nonzero(rows * RELATIVE_PEAK > row) > 1:
+        if 2 * (row + col) <= TO_TOTAL * total:
             return None
-        if np.count_nonzero(cols * RELATIVE_PEAK > col) > 1:
+        if sum(e * RELATIVE_PEAK > row for e in rows) > 1:
             return None
-        if row + col <= TO_TOTAL * total:
+        if sum(e * RELATIVE_PEAK > col for e in cols) > 1:
             return None
-        return DIGIT_GRID[r][c]
+        return DIGIT_GRID[rows.index(row)][cols.index(col)]
 
 
 def level_dbm0(window: Samples) -> int:
@@ -104,24 +115,22 @@ _FFT = 8192
 _HANN = np.hanning(WINDOW)
 
 
-def tones_within(window: Samples, digit: str, max_deviation: float, slack_hz: float = 0.0) -> bool:
-    """Whether both tones of ``digit`` in ``window`` lie within ``max_deviation`` (a fraction,
-    plus ``slack_hz``) of nominal.
+def deviations(window: Samples, digit: str) -> tuple[float, float]:
+    """How far the row and the column tone of ``digit`` in ``window`` are off, in Hz.
 
     Each tone's frequency is the interpolated peak of a Hann-windowed, zero-padded spectrum
     searched within 6 % of nominal: finer than the detection tests, which pass a low-group
     tone up to about 4 % off.
     """
-    row, col = NOMINAL[digit]
     x = window[-WINDOW:].astype(np.float64) * _HANN
     spectrum = np.abs(np.fft.rfft(x, n=_FFT))
-    for nominal in (row, col):
+    found = []
+    for nominal in NOMINAL[digit]:
         lo = int(nominal * (1 - 0.06) * _FFT / SAMPLE_RATE)
         hi = int(nominal * (1 + 0.06) * _FFT / SAMPLE_RATE)
         k = lo + int(np.argmax(spectrum[lo:hi]))
         a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-9)
         curve = a - 2 * b + c  # < 0 at a true peak; a flat top (no tone) stays at bin k
         peak = (k + (0.5 * (a - c) / curve if curve < 0 else 0.0)) * SAMPLE_RATE / _FFT
-        if abs(peak - nominal) > max_deviation * nominal + slack_hz:
-            return False
-    return True
+        found.append(float(peak - nominal))
+    return found[0], found[1]

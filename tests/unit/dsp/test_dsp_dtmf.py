@@ -59,8 +59,12 @@ def test_accepts_either_tone_off_by_1_5_percent(offset: float) -> None:
         assert [k for k, v in got.items() if v != k[0]] == [], (low, high)
 
 
-@pytest.mark.parametrize("low,high", list(itertools.product((0.01, -0.01), (0.01, -0.01))))
+@pytest.mark.parametrize(
+    "low,high",
+    [(a * s, a * t) for a in (0.01, 0.0125) for s, t in itertools.product((1, -1), (1, -1))],
+)
 def test_accepts_both_tones_off_by_1_percent(low: float, high: float) -> None:
+    # spandsp's own ground, and the overlap with the confirmation path (which starts at 1 %)
     got = detected_each(lambda d: dtmf(d, 60, low_offset=low, high_offset=high))
     assert [k for k, v in got.items() if v != k[0]] == []
 
