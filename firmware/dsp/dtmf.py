@@ -144,6 +144,9 @@ class DtmfReceiver(CState):
         samples = as_samples(audio)
         # Cut the block at spandsp's detection-block boundaries: reports come only at those,
         # so the audio behind each report is known exactly (at most 3 calls per 20 ms).
+        # The last WINDOW samples before this call, then this call's: every window judged
+        # below is a view of it.
+        line = np.concatenate([self._history, samples])
         pos = 0
         while pos < len(samples):
             take = min(len(samples) - pos, BLOCK - self._phase)
@@ -153,36 +156,25 @@ class DtmfReceiver(CState):
             self._phase = (self._phase + take) % BLOCK
             pos += take
             if self._phase == 0:
-                self._block_end(samples, pos)
-        self._remember(samples)
+                self._block_end(line[pos : pos + WINDOW])
+        self._history = line[-WINDOW:]
         started, self._started = self._started, []
         return started
 
-    def _remember(self, samples: Samples) -> None:
-        n = len(samples)
-        if n >= WINDOW:
-            self._history[:] = samples[-WINDOW:]
-        elif n:
-            self._history[:-n] = self._history[n:]
-            self._history[-n:] = samples
-
-    def _window(self, samples: Samples, pos: int) -> Samples:
-        """The last ``WINDOW`` samples up to ``samples[pos]`` (the end of a spandsp block)."""
-        if pos >= WINDOW:
-            return samples[pos - WINDOW : pos]
-        return np.concatenate([self._history[pos:], samples[:pos]])
-
-    def _block_end(self, samples: Samples, pos: int) -> None:
+    def _block_end(self, window: Samples) -> None:
+        """spandsp finished a block; ``window`` is its last two blocks."""
         reports, self._reports = self._reports, []
         for code, level in reports:
             if code:
-                self._spandsp_start(chr(code), level, self._window(samples, pos))
+                self._spandsp_start(chr(code), level, window)
             else:
-                self._spandsp_end(self._window(samples, pos))
+                self._spandsp_end(window)
         if reports:
             return
-        if self._confirming or (self._digit is None and self._ignored is None):
-            self._confirm(self._window(samples, pos))
+        if self._confirming:
+            self._follow(self._pair.digit(window))
+        elif self._digit is None and self._ignored is None:
+            self._search(window)
 
     def _spandsp_start(self, digit: str, level: int, window: Samples) -> None:
         self._confirming = False
@@ -211,19 +203,19 @@ class DtmfReceiver(CState):
             else:
                 self._end()
 
-    def _confirm(self, window: Samples) -> None:
-        """One window while spandsp is silent: follow the path's digit, or look for one."""
-        followed = self._digit if self._digit is not None else self._ignored
-        if followed is not None:
-            if self._pair.digit(window) == followed:
-                self._misses = 0
-                return
-            self._misses += 1
-            if self._misses >= _MISSES_TO_END:
-                self._end()
-                self._ignored = None
-                self._confirming = False
+    def _follow(self, found: str | None) -> None:
+        """One window of the digit the confirmation path follows (``found``: what it holds)."""
+        if found is not None and found in (self._digit, self._ignored):
+            self._misses = 0
             return
+        self._misses += 1
+        if self._misses >= _MISSES_TO_END:
+            self._end()
+            self._ignored = None
+            self._confirming = False
+
+    def _search(self, window: Samples) -> None:
+        """One window while spandsp is silent and no digit sounds: the near-edge case."""
         digit = self._pair.digit(window)
         if digit is None:
             return

@@ -43,6 +43,7 @@ RELATIVE_PEAK = 10 ** (8.0 / 10)  # spandsp: other tones of the group at least 8
 TO_TOTAL = WINDOW * 10 ** (-0.85 / 10)  # spandsp: the pair holds >= -0.85 dB of the energy
 LAG1_MAX = 0.9  # pre-screen limits (see PairTest.digit), with margin over the bounds
 LAG2_MAX = 0.6
+LAG3_MAX = 0.25
 
 
 def _bank() -> npt.NDArray[np.float32]:
@@ -78,10 +79,13 @@ class PairTest:
         total = float(np.dot(x, x))
         if total < self._min_energy:
             return None
-        # A window whose energy is >= 82 % a row tone and a column tone (683..1666 Hz) has
-        # lag-1 and lag-2 autocorrelations of about sum(share * cos(k * w)) plus at most the
-        # rest's 18 %: within [0.04, 0.89] and below 0.57 of the energy for any twist. Most
-        # speech (low-pass) and line noise fall outside, and skip the filter bank.
+        # Screen before the filter bank. A window that passes holds >= 82 % of its energy in
+        # two tones within 683..1666 Hz, so its normalized autocorrelation at lag k is about
+        # sum(share * cos(k * w)) plus at most the rest's 18 %: below 0.15 at lag 3, below
+        # 0.57 at lag 2, within [0.04, 0.89] at lag 1, for any twist. Most speech (low-pass)
+        # and line noise fall outside these, with margin, and skip the bank.
+        if float(np.dot(x[3:], x[:-3])) > LAG3_MAX * total:
+            return None
         lag1 = float(np.dot(x[1:], x[:-1]))
         if not 0.0 <= lag1 <= LAG1_MAX * total:
             return None

@@ -27,6 +27,7 @@ from unit.dsp.dsp_signals import (
 )
 
 from firmware.dsp import DspError, DtmfEvent, DtmfReceiver, DtmfSender
+from firmware.dsp.dtmf_confirm import PairTest
 
 DIGITS = "".join(KEYPAD)
 ALIGNMENTS = (100.0, 103.0, 107.0, 111.0)  # ms of silence before the digit
@@ -312,3 +313,25 @@ def test_sender_streams_frames_and_rejects_bad_digits() -> None:
     assert detect(audio.astype(np.float64)) == "42"
     with pytest.raises(DspError):
         DtmfSender(level_dbm0=5)
+
+
+@pytest.mark.parametrize("levels", [(-3.0, -21.0), (-13.0, -3.0)])
+def test_wide_twist_limits_hold_at_the_edge_of_tolerance(levels: tuple[float, float]) -> None:
+    # the confirmation path's autocorrelation screen is derived for any twist up to 20 dB
+    for low, high in EDGE:
+        got = {
+            d: detect(
+                dtmf(d, 60, *levels, low_offset=low, high_offset=high),
+                normal_twist_db=20,
+                reverse_twist_db=20,
+            )
+            for d in DIGITS
+        }
+        assert [d for d, v in got.items() if v != d] == [], (low, high)
+
+
+def test_confirmation_test_needs_a_full_window() -> None:
+    with pytest.raises(DspError):
+        PairTest(normal_twist_db=9, reverse_twist_db=5, threshold_dbm0=-42).digit(
+            np.zeros(100, dtype=np.int16)
+        )
