@@ -75,10 +75,11 @@ class DtmfReceiver(CState):
     spandsp also loses digits whose two tones are both near Q.24's 1.5% limit (its Goertzel
     filters sit exactly on the nominal frequencies). While spandsp is silent, a confirmation
     path (``firmware.dsp.dtmf_confirm``) runs spandsp's own tests on its last two blocks with
-    tone energies tolerant to +/-2% and accepts what passes them with both tones inside Q.24's
-    acceptance window; it also keeps a digit alive when spandsp drops it mid-tone, so one
-    long digit is never reported twice. It sees the line before the dial-tone notch, so with
-    dial tone present it finds nothing spandsp does not.
+    tone energies tolerant to +/-2% and accepts what passes them with one tone at least 1% off
+    and both inside Q.24's acceptance window; it also keeps a digit alive when spandsp drops
+    it mid-tone, so one long digit is not reported twice. It sees the line before the
+    dial-tone notch, so over dial tone it adds little. A digit replacing another without a
+    pause is reported as the old digit's end, then the new digit.
     """
 
     def __init__(
