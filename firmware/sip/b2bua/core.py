@@ -416,10 +416,12 @@ class B2BUA:
         the step timed out)."""
         branches = [self._new_branch(call, t, offer, caller or call.caller) for t in step.targets]
         call.branches = branches
+        timeout = step.timeout if step.timeout is not None else self.no_answer_timeout
+        if len(branches) == 1:
+            return await self._ring_one(call, branches[0], timeout, on_provisional)
         tasks = {
             asyncio.create_task(self._run_branch(call, b, on_provisional)): b for b in branches
         }
-        timeout = step.timeout if step.timeout is not None else self.no_answer_timeout
         deadline = asyncio.get_running_loop().time() + timeout
         statuses: list[int] = []
         winner: tuple[Branch, Response] | None = None
@@ -458,6 +460,34 @@ class B2BUA:
         if pending and not call.ended:
             return 408
         return best_final(statuses)
+
+    async def _ring_one(
+        self,
+        call: Call,
+        branch: Branch,
+        timeout: float,
+        on_provisional: Callable[[Call, Branch, Response], None],
+    ) -> tuple[Branch, Response] | int:
+        """`_ring` for one target (most calls): no task per branch, a timer for the
+        no-answer timeout that CANCELs the INVITE (its 487 then reads as 408)."""
+        timed_out = False
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            if branch.handle is not None:
+                self.endpoint.cancel(branch.handle)
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        try:
+            final = await self._run_branch(call, branch, on_provisional)
+        finally:
+            timer.cancel()
+        if 200 <= final.status < 300:
+            self._branches.pop(branch.key, None)
+            return branch, final  # the caller ACKs it (and BYEs it if the call ended)
+        self._branches.pop(branch.key, None)
+        return 408 if timed_out else final.status
 
     def _late_answer(self, branch: Branch) -> Callable[[asyncio.Task[Response]], None]:
         def done(task: asyncio.Task[Response]) -> None:
