@@ -170,8 +170,8 @@ class Sip(Model):
     # Dial-in conference rooms: whoever calls one of these numbers joins that room.
     conference_rooms: list[Extension] = Field(default_factory=list, max_length=50)
     # Processes that forward relayed calls' RTP (firmware.media.relay_workers), so that
-    # packets do not wait behind signalling. None: one per CPU core but one (0 on a
-    # 1-core box); 0: the SIP process relays every call itself. Read at service start.
+    # packets do not wait behind signalling. None: one per CPU core but one on boxes with
+    # 4+ cores, else 0; 0: the SIP process relays every call itself. Read at start.
     media_workers: Annotated[int, Field(ge=0, le=64)] | None = None
 
 

@@ -107,12 +107,19 @@ class WorkerUnavailableError(ConnectionError):
     """The worker carrying a command died, hung or was stopped before answering."""
 
 
+#: Fewer cores than this: no workers by default. Measured on a 2-core box
+#: (bench/RESULTS.md, "Media relay"): one worker cost more CPU per packet than relaying
+#: in the SIP process and held fewer calls, since the SIP process still needs a core.
+MIN_CORES_FOR_WORKERS = 4
+
+
 def default_workers(cores: int | None = None) -> int:
     """Workers for a box with ``cores`` CPUs (this machine's by default): one per core
     but one, which the SIP process itself needs (signalling, bridged and transcoded
-    calls, conferences); none on a 1-core box, where a worker would only add a hop."""
+    calls, conferences) — on boxes with at least `MIN_CORES_FOR_WORKERS` cores; below
+    that a worker only adds a hop."""
     cores = cores if cores is not None else (os.cpu_count() or 1)
-    return max(0, cores - 1)
+    return max(0, cores - 1) if cores >= MIN_CORES_FOR_WORKERS else 0
 
 
 def split_range(first: int, last: int, parts: int) -> list[tuple[int, int]]:

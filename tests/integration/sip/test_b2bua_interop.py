@@ -6,6 +6,7 @@ other through the B2BUA, with media anchored in the box's RTP relay.
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import subprocess
@@ -356,3 +357,37 @@ def test_held_party_hears_music_on_hold(box: Daemon, tmp_path: Path) -> None:
     assert last_music < len(heard) - 3, heard
     during = heard[first_music : last_music + 1]
     assert not any(abs(f - 1000) < 12 for f in during), heard  # never 201 while held
+
+
+def test_call_relayed_by_a_media_worker_process(tmp_path: Path) -> None:
+    """With ``sip.media_workers`` the RTP of a plain call is forwarded by a worker
+    process (firmware.media.relay_workers): the tone still arrives, the CDR counts it."""
+    box = start_daemon(tmp_path, USERS + "sip: {media_workers: 1}\n")
+    tone, recorded = tmp_path / "tone.wav", tmp_path / "heard.wav"
+    tone_wav(tone, 1000.0)
+    try:
+        box.wait_healthy()
+        assert gauge(box, "skillepunkt_media_workers_up") == 1
+        domain = f"127.0.0.1:{box.sip_port}"
+        a = PjPhone(domain=domain, user="101", password="pass-101-secret", port=free_port(), register=True)  # fmt: skip
+        b = PjPhone(domain=domain, user="201", password="pass-201-secret", port=free_port(), register=True, auto_answer=True)  # fmt: skip
+        try:
+            a.wait_for("reg_state", code=200)
+            b.wait_for("reg_state", code=200)
+            a.send("play", wav=str(tone))
+            b.send("record", wav=str(recorded))
+            a.send("call", uri=f"sip:201@{domain}")
+            a.wait_for("call_state", state="CONFIRMED")
+            time.sleep(2.5)
+            a.send("hangup")
+            b.wait_for("call_state", state="DISCONNECTED")
+        finally:
+            a.close()
+            b.close()
+        freq, peak = dominant_frequency(recorded)
+        assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
+        (row,) = wait_cdrs(box, 1)
+        media = json.loads(row["extra"])["media"]
+        assert media["rtp_a_to_b_packets"] > 50, media
+    finally:
+        stop_daemon(box)
