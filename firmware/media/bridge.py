@@ -36,7 +36,6 @@ per-leg ``quality`` dict for the CDR (packets, loss, jitter, E-model R and MOS).
 from __future__ import annotations
 
 import asyncio
-import errno
 import ipaddress
 import logging
 import random
@@ -63,7 +62,14 @@ from firmware.media.emodel import estimate
 from firmware.media.latch import Addr, Latch, is_rtcp, is_rtp
 from firmware.media.player import SILENCE, PlayerError, PlayerHub, Source
 from firmware.media.ports import PortAllocator
-from firmware.media.relay import DEFAULT_RELATCH_AFTER, DSCP_EF, FlowStats, Leg, RelayStats
+from firmware.media.relay import (
+    DEFAULT_RELATCH_AFTER,
+    DSCP_EF,
+    FlowStats,
+    Leg,
+    RelayStats,
+    bind_pair,
+)
 from firmware.media.rtp import RtpError, parse_rtp
 from firmware.media.srtp import SrtpSession
 from firmware.media.stream import RtpReceiver, RtpSender
@@ -96,8 +102,6 @@ TICK = 0.02
 FRAME = 160
 #: Tick timer this far behind the wall clock restarts its schedule instead of bursting.
 MAX_TICK_LAG = 0.1
-#: Ports tried when a pair from the allocator is held by some other process.
-BIND_ATTEMPTS = 8
 
 _HEADER = struct.Struct("!BBHII")
 _U32 = 0xFFFFFFFF
@@ -714,49 +718,6 @@ class _Endpoint(asyncio.DatagramProtocol):
 
 def _drop(data: bytes, addr: Addr) -> None:
     """Stand-in ``sendto`` while there is no transport."""
-
-
-def _bind(family: int, address: str, port: int, dscp: int | None) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
-    try:
-        if dscp is not None:
-            try:
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, dscp << 2)
-                else:
-                    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, dscp << 2)
-            except OSError:  # marking is a nicety; some sandboxes refuse it
-                pass
-        sock.bind((address, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def bind_pair(
-    allocator: PortAllocator, family: int, address: str, dscp: int | None
-) -> tuple[int, socket.socket, socket.socket]:
-    """An allocated even/odd pair with both sockets bound, skipping pairs held elsewhere."""
-    for _ in range(BIND_ATTEMPTS):
-        port = allocator.allocate()
-        try:
-            rtp = _bind(family, address, port, dscp)
-            try:
-                rtcp = _bind(family, address, port + 1, dscp)
-            except BaseException:
-                rtp.close()
-                raise
-        except OSError as exc:
-            allocator.release(port)
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            continue
-        except BaseException:
-            allocator.release(port)
-            raise
-        return port, rtp, rtcp
-    raise OSError(errno.EADDRINUSE, f"{BIND_ATTEMPTS} media port pairs in a row were busy")
 
 
 class MediaBridge:

@@ -252,7 +252,7 @@ def _bind(family: int, address: str, port: int, dscp: int | None) -> socket.sock
     return sock
 
 
-def _bind_pair(
+def bind_pair(
     allocator: PortAllocator, family: int, address: str, dscp: int | None
 ) -> tuple[int, socket.socket, socket.socket]:
     """Allocate a pair and bind both sockets, skipping pairs another process holds."""
@@ -518,7 +518,7 @@ class RelaySession:
         try:
             for leg in (Leg.A, Leg.B):
                 if leg not in pairs:
-                    bound[leg] = _bind_pair(allocator, family, address, dscp)
+                    bound[leg] = bind_pair(allocator, family, address, dscp)
         except BaseException:
             for port, rtp, rtcp in bound.values():
                 rtp.close()
