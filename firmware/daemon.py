@@ -84,6 +84,11 @@ def build(options: DaemonOptions) -> App:
 async def _report(app: App, notifier: Notifier) -> None:
     """READY=1 once every service served once; STATUS= whenever the overall state changes."""
     await app.supervisor.all_ready.wait()
+    # what the services built while starting (location service, dial plan, analog ports
+    # and their DSP state...) lives as long as they do: freeze it too, so full
+    # collections need not walk it again
+    gc.collect()
+    gc.freeze()
     notifier.notify(READY=1, STATUS=f"ready: {len(app.supervisor.names)} services running")
     log.info("ready", extra={"services": ",".join(app.supervisor.names)})
     last = "ok"
