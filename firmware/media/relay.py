@@ -24,7 +24,7 @@ import ipaddress
 import logging
 import socket
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -276,6 +276,37 @@ def bind_pair(
             raise
         return port, rtp, rtcp
     raise OSError(errno.EADDRINUSE, f"{BIND_ATTEMPTS} media port pairs in a row were busy")
+
+
+def remote_addresses(
+    host: str | None,
+    port: int,
+    rtcp_port: int | None,
+    family: int,
+    own_address: str,
+    own_ports: Mapping[Leg, int],
+) -> tuple[Addr | None, Addr | None]:
+    """The RTP and RTCP socket addresses an SDP remote names (None, None: nowhere — no
+    host, port 0 or a null address). ValueError for a name (resolve first), another
+    address family, a bad port, or the anchor's own ports (packets would loop)."""
+    if host is None or port == 0:
+        return None, None
+    text, version, unspecified = _ip(host)
+    if unspecified:
+        return None, None
+    if (version == 6) != (family == socket.AF_INET6):
+        raise ValueError(f"remote {host} is not in the relay's address family")
+    rtcp_port = port + 1 if rtcp_port is None else rtcp_port
+    for p in (port, rtcp_port):
+        if not 0 < p <= 65_535:
+            raise ValueError(f"bad remote port {p}")
+    if text == _ip(own_address)[0]:
+        own = {p + i for p in own_ports.values() for i in (0, 1)}
+        if port in own or rtcp_port in own:
+            raise ValueError("remote is the relay itself: packets would loop")
+    if version == 6:
+        return (text, port, 0, 0), (text, rtcp_port, 0, 0)
+    return (text, port), (text, rtcp_port)
 
 
 def _factory(endpoint: _Endpoint) -> Callable[[], _Endpoint]:
@@ -574,24 +605,7 @@ class RelaySession:
     def _addresses(
         self, host: str | None, port: int, rtcp_port: int | None
     ) -> tuple[Addr | None, Addr | None]:
-        if host is None or port == 0:
-            return None, None
-        text, version, unspecified = _ip(host)  # ValueError for a name: resolve first
-        if unspecified:
-            return None, None
-        if (version == 6) != (self.family == socket.AF_INET6):
-            raise ValueError(f"remote {host} is not in the relay's address family")
-        rtcp_port = port + 1 if rtcp_port is None else rtcp_port
-        for p in (port, rtcp_port):
-            if not 0 < p <= 65_535:
-                raise ValueError(f"bad remote port {p}")
-        if text == _ip(self.address)[0]:
-            own = {p + i for p in self._ports.values() for i in (0, 1)}
-            if port in own or rtcp_port in own:
-                raise ValueError("remote is the relay itself: packets would loop")
-        if version == 6:
-            return (text, port, 0, 0), (text, rtcp_port, 0, 0)
-        return (text, port), (text, rtcp_port)
+        return remote_addresses(host, port, rtcp_port, self.family, self.address, self._ports)
 
     def remote(self, leg: Leg) -> Addr | None:
         """The RTP address ``leg``'s SDP announced (None until set)."""

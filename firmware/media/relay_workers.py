@@ -58,6 +58,7 @@ from firmware.media.relay import (
     RelayPorts,
     RelaySession,
     RelayStats,
+    remote_addresses,
 )
 from firmware.media.relay_protocol import (
     EMPTY_STATS,
@@ -216,25 +217,7 @@ class RemoteRelaySession:
     def _addresses(
         self, host: str | None, port: int, rtcp_port: int | None
     ) -> tuple[Addr | None, Addr | None]:
-        if host is None or port == 0:
-            return None, None
-        ip = ipaddress.ip_address(host)  # ValueError for a name: resolve first
-        if ip.is_unspecified:
-            return None, None
-        if (ip.version == 6) != (self.family == socket.AF_INET6):
-            raise ValueError(f"remote {host} is not in the relay's address family")
-        rtcp_port = port + 1 if rtcp_port is None else rtcp_port
-        for p in (port, rtcp_port):
-            if not 0 < p <= 65_535:
-                raise ValueError(f"bad remote port {p}")
-        text = ip.compressed
-        if text == self._own:
-            own = {p + i for p in self._ports.values() for i in (0, 1)}
-            if port in own or rtcp_port in own:
-                raise ValueError("remote is the relay itself: packets would loop")
-        if ip.version == 6:
-            return (text, port, 0, 0), (text, rtcp_port, 0, 0)
-        return (text, port), (text, rtcp_port)
+        return remote_addresses(host, port, rtcp_port, self.family, self._own, self._ports)
 
     def remote(self, leg: Leg) -> Addr | None:
         """The RTP address ``leg``'s SDP announced (None until set)."""
