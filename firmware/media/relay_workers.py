@@ -666,7 +666,7 @@ def _kill(process: asyncio.subprocess.Process) -> None:
 class _Server(asyncio.Protocol):
     """A worker's end of the socket: runs the sessions the SIP process asks for."""
 
-    def __init__(self, ports: RelayPorts, interval: float) -> None:
+    def __init__(self, ports: PortAllocator, interval: float) -> None:
         self.ports = ports
         self.interval = interval
         self.decoder = FrameDecoder()
@@ -751,6 +751,8 @@ class _Server(asyncio.Protocol):
         self.send(Done(command.request))
 
     async def _close(self, command: Close) -> None:
+        """Close the session, then answer: `Closed` leaves only once its sockets are
+        closed (or pooled), so the SIP side's ``wait_closed`` means the ports are free."""
         session = self.sessions.pop(command.session, None)
         self.reported.pop(command.session, None)
         if session is None:
@@ -781,20 +783,27 @@ class _Server(asyncio.Protocol):
                 await asyncio.wait_for(asyncio.shield(self.done), self.interval)
             self.push()
             now = loop.time()
-            if now - last_sweep >= SWEEP_EVERY:
+            if now - last_sweep >= SWEEP_EVERY and isinstance(self.ports, RelayPorts):
                 last_sweep = now
                 self.ports.sweep(now)
         for session in self.sessions.values():
             session.close()
         for session in self.sessions.values():
             await session.wait_closed()
-        self.ports.close()
+        if isinstance(self.ports, RelayPorts):
+            self.ports.close()
 
 
 async def _serve(fd: int, first: int, last: int, max_idle: int, interval: float) -> None:
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd)
-    ports = RelayPorts(first, last, max_idle=max_idle)
+    # No pooling (max_idle 0): a plain allocator, not a RelayPorts that pools nothing.
+    # RelaySession.wait_closed waits only for the pairs the session closes itself; a pair
+    # it hands to a RelayPorts is "pooled" to it at once, even when the pool (max_idle
+    # 0) then closes it, so the Closed answer would overtake the sockets' closing.
+    ports: PortAllocator = (
+        RelayPorts(first, last, max_idle=max_idle) if max_idle > 0 else PortAllocator(first, last)
+    )
     server = _Server(ports, interval)
     await loop.create_unix_connection(lambda: server, sock=sock)
     # What the imports built lives as long as the process: out of the collector's sight,

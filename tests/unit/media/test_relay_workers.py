@@ -186,6 +186,12 @@ async def test_calls_spread_over_the_workers(pool: RelayWorkerPool) -> None:
         for s in sessions:
             s.close()
         await asyncio.gather(*(s.wait_closed() for s in sessions))
+    # closed at once in both workers: every socket is gone as each wait_closed returns
+    for s in sessions:
+        for port in s.ports:
+            for p in (port, port + 1):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                    sock.bind((HOST, p))
 
 
 async def test_a_killed_worker_is_restarted_and_new_calls_work(
