@@ -67,6 +67,7 @@ from firmware.media.relay import (
     DSCP_EF,
     FlowStats,
     Leg,
+    RelaySession,
     RelayStats,
     bind_pair,
     remote_addresses,
@@ -807,6 +808,33 @@ class MediaBridge:
             bridge._closing = True
             bridge._close_sockets()
             raise
+        return bridge
+
+    @classmethod
+    def adopt(cls, relay: RelaySession, *, rng: random.Random | None = None) -> MediaBridge:
+        """Take over a pass-through relay's sockets, ports, latches and remotes, for a
+        call that turns out to need the bridge (the callee answered a codec the caller
+        did not offer): the SDP already sent stays true, no socket is rebound. The
+        relay is closed by this; packets it counted stay in its own statistics."""
+        handed = relay.hand_over()
+        bridge = cls(
+            relay.address,
+            relay.allocator,
+            relay.family,
+            {h.leg: h.port for h in handed},
+            relatch_after=DEFAULT_RELATCH_AFTER,
+            rng=rng,
+        )
+        for h in handed:
+            bridge._remote[h.leg] = h.remote
+            for endpoint, transport, latch in (
+                (bridge._rtp[h.leg], h.rtp, h.rtp_latch),
+                (bridge._rtcp[h.leg], h.rtcp, h.rtcp_latch),
+            ):
+                endpoint.latch = latch
+                transport.set_protocol(endpoint)
+                endpoint.connection_made(transport)
+                bridge._open_sockets += 1
         return bridge
 
     # ------------------------------------------------------------------ signalling side

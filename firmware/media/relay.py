@@ -486,6 +486,19 @@ def _give_back(pairs: dict[Leg, _Pair], allocator: PortAllocator, pool: RelayPor
             _close_pair(pair, allocator)
 
 
+@dataclass(frozen=True, slots=True)
+class HandedLeg:
+    """One leg's open sockets as `RelaySession.hand_over` gives them away."""
+
+    leg: Leg
+    port: int
+    rtp: asyncio.DatagramTransport
+    rtcp: asyncio.DatagramTransport
+    rtp_latch: Latch
+    rtcp_latch: Latch
+    remote: Addr | None
+
+
 class RelaySession:
     """The media anchor of one call: legs A and B, RTP and RTCP, both directions.
 
@@ -641,6 +654,27 @@ class RelaySession:
             else:
                 self._pending += 1
                 _close_pair(pair, allocator, self._pair_done)
+
+    def hand_over(self) -> list[HandedLeg]:
+        """Give this session's bound sockets to another anchor (`MediaBridge.adopt`, when
+        a call turns out to need transcoding) and stop relaying: the new owner swaps in
+        its own protocols, keeps the latches and closes the sockets in the end (the
+        ports go back to `allocator` then, not to the pool)."""
+        if self._closing:
+            raise RuntimeError("the relay session is closed")
+        self._closing = True
+        legs = []
+        for leg, pair in self._pairs.items():
+            rtp, rtcp = pair.rtp.transport, pair.rtcp.transport
+            if pair.open != 2 or rtp is None or rtcp is None:
+                raise RuntimeError("the relay session's sockets are not open")
+            legs.append(
+                HandedLeg(
+                    leg, pair.port, rtp, rtcp, pair.rtp.latch, pair.rtcp.latch, self._remote[leg][0]
+                )
+            )
+            pair.rtp.on_closed = pair.rtcp.on_closed = _nothing
+        return legs
 
     def _pair_done(self) -> None:
         self._pending -= 1

@@ -114,6 +114,7 @@ class B2BUA:
         self.open_relay: Callable[[str, Any], Awaitable[Anchor]] = (
             open_relay if open_relay is not None else RelaySession.open
         )
+        self._relay_in_process = open_relay is None  # can be handed over to a bridge
 
     @property
     def active_calls(self) -> int:
@@ -292,7 +293,8 @@ class B2BUA:
             if isinstance(plan, ConferenceRoom):
                 relay, pt, name = await self.rooms.join(plan.name, caller_offer)
                 room = (pt, name)
-            elif media.bridge:
+            elif media.bridge or (media.widen and not self._relay_in_process):
+                # (a worker's relay cannot be handed over to a bridge: bridge at once)
                 relay = await MediaBridge.open(self.media_address, self.ports)
             else:
                 relay = await self.open_relay(self.media_address, self.ports)
@@ -345,7 +347,7 @@ class B2BUA:
                 a_leg,
                 call.b_origin,
                 transform=lambda sdp: offer_to_callee(call.media, sdp),
-                parsed=None if media.bridge else caller_offer,  # the bridge edits its copy
+                parsed=None if media.shapes_sdp else caller_offer,  # edits its copy
             )
         except SdpError as exc:
             log.info("unusable SDP offer", extra={"error": str(exc), "source": str(peer)})
@@ -821,16 +823,25 @@ class B2BUA:
         self._watch(call, a_leg)
 
     def _answer_policy(self, call: Call) -> Callable[[SessionDescription], object] | None:
-        """For a bridged call: the callee's answer becomes the box's answer to the caller
-        (codec it can serve, its own a=crypto) and the bridge learns both legs."""
+        """For a call whose SDP the box shapes: the callee's answer becomes the box's
+        answer to the caller (codec it can serve, its own a=crypto) and the bridge learns
+        both legs. A relayed call whose callee answered a codec the caller did not offer
+        moves onto a bridge here (`MediaBridge.adopt`: same ports, so the SDP holds)."""
         offer = call.caller_offer
-        if not call.media.bridge or offer is None:
+        if not call.media.shapes_sdp or offer is None:
             return None
 
         def apply(sdp: SessionDescription) -> None:
             caller, callee = answer_to_caller(call.media, offer, sdp)
             bridge = call.relay
-            assert isinstance(bridge, MediaBridge)
+            if not isinstance(bridge, MediaBridge):
+                if caller.codec == callee.codec:
+                    return  # both legs speak the caller's codec: the relay serves
+                assert isinstance(bridge, RelaySession)
+                bridge = call.relay = MediaBridge.adopt(bridge)
+                log.info(
+                    "transcoding", extra={"call": call.id, "a": caller.codec, "b": callee.codec}
+                )
             srtp = None
             decision = call.media.srtp
             if call.media.secure and decision is not None:

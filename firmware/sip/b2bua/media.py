@@ -2,10 +2,12 @@
 
 Most calls need nothing but address rewriting: both phones speak G.711 and plain RTP,
 and the callee picks from the caller's own codecs. Those go through the pass-through
-`RelaySession` (the fast path). A call whose caller offers SRTP (SDES, RFC 4568), or
-offers only one of PCMA/PCMU, goes through a `MediaBridge` instead, so the box can
-terminate SRTP on the caller's leg and transcode when the callee answers with a codec
-the caller did not offer:
+`RelaySession` (the fast path). A call whose caller offers SRTP (SDES, RFC 4568) goes
+through a `MediaBridge` from the start, so the box can terminate SRTP on the caller's
+leg. A caller offering only one of PCMA/PCMU (a carrier's PCMA-only trunk, say) starts
+on the relay too, with the other law added to the offer to the callee; only if the
+callee answers with a codec the caller did not offer does the bridge take the relay's
+sockets over (`MediaBridge.adopt`) and transcode. So:
 
 * toward the callee the box offers plain RTP with the caller's codecs, plus whichever
   of PCMA/PCMU was missing (it can transcode between them and G.722);
@@ -45,9 +47,15 @@ class LegSettings:
 
 @dataclass
 class MediaPlan:
-    bridge: bool = False
+    bridge: bool = False  # a MediaBridge from the start (SRTP on the caller's leg)
     srtp: SdesDecision | None = None  # the decision for the caller's offer
     offered: list[str] | None = None  # the caller's codec names, in its order
+    widen: bool = False  # the callee is offered the G.711 law the caller lacks
+
+    @property
+    def shapes_sdp(self) -> bool:
+        """Whether the box edits the offer to the callee and its answer to the caller."""
+        return self.bridge or self.widen
 
     @property
     def secure(self) -> bool:
@@ -63,13 +71,13 @@ def plan_for_offer(sdp: SessionDescription | None, policy: SrtpPolicy) -> MediaP
     if decision.verdict is Verdict.REFUSE:
         raise MediaRefused(decision.reason)
     names = [c.name.upper() for c in media_codecs(media)]
-    bridge = decision.verdict is Verdict.SRTP or not set(G711) <= set(names)
-    return MediaPlan(bridge, decision, names)
+    bridge = decision.verdict is Verdict.SRTP
+    return MediaPlan(bridge, decision, names, widen=not bridge and not set(G711) <= set(names))
 
 
 def offer_to_callee(plan: MediaPlan, sdp: SessionDescription) -> None:
     """In place: plain RTP toward the callee, with both G.711 laws offered."""
-    if not plan.bridge or not sdp.media:
+    if not plan.shapes_sdp or not sdp.media:
         return
     media = sdp.media[0]
     media.remove("crypto")

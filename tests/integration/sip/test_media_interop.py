@@ -120,3 +120,22 @@ def test_transcoding_pcmu_to_pcma(box: Daemon, tmp_path: Path) -> None:
     quality = media_of_last_call(box)["quality"]
     assert isinstance(quality, dict)
     assert (quality["a"]["codec"], quality["b"]["codec"]) == ("PCMU", "PCMA"), quality
+
+
+def test_one_law_caller_stays_on_the_relay_when_the_callee_speaks_it(
+    box: Daemon, tmp_path: Path
+) -> None:
+    """The box offers the callee both laws, the callee answers the caller's: no
+    transcoding, the pass-through relay carries the call (no bridge quality figures)."""
+    a = phone(box, "101", codecs="PCMU")
+    b = phone(box, "201", auto_answer=True)  # PCMU and PCMA
+    try:
+        recorded = call_with_tone(box, tmp_path, a, b)
+    finally:
+        a.close()
+        b.close()
+    freq, peak = dominant_frequency(recorded)
+    assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
+    media = media_of_last_call(box)
+    assert "quality" not in media, media
+    assert int(media["rtp_a_to_b_packets"]) > 100, media  # type: ignore[call-overload]

@@ -15,7 +15,7 @@ from firmware.media.bridge import BridgeCore, BridgeError, LegMedia, MediaBridge
 from firmware.media.codecs import alaw_decode, alaw_encode, ulaw_decode
 from firmware.media.player import ToneSource
 from firmware.media.ports import PortAllocator
-from firmware.media.relay import Leg, RelayStats
+from firmware.media.relay import Leg, RelayPorts, RelaySession, RelayStats
 from firmware.media.rtp import build_rtp, parse_rtp
 from firmware.media.sdes import CryptoSuite, generate_key
 from firmware.media.srtp import SrtpSession
@@ -331,3 +331,38 @@ async def test_bad_settings_are_clear_errors(allocator: PortAllocator) -> None:
         with pytest.raises(ValueError):
             bridge.set_remote(Leg.A, HOST, bridge.port(Leg.B))
     assert allocator.in_use == 0
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+async def test_adopt_takes_over_a_relay_mid_call(
+    peer: PeerFactory, allocator: PortAllocator, pooled: bool
+) -> None:
+    """A relayed call whose callee answers another law moves onto a bridge: same ports,
+    same latches, and from then on transcoded; the ports come back once it closes."""
+    ports = RelayPorts(23000, 23999) if pooled else allocator
+    a, b = await peer(), await peer()
+    relay = await RelaySession.open(HOST, ports)
+    relay.set_remote(Leg.A, HOST, a.port)
+    relay.set_remote(Leg.B, HOST, b.port)
+    early = pcma_packets(tone(1000, 160 * 3))
+    for p in early:  # early media relayed as it is: B latched
+        b.send(p, relay.port(Leg.B))
+    assert await drain(a) == early
+    before = relay.ports
+    bridge = MediaBridge.adopt(relay, rng=random.Random(7))
+    assert relay.closed and bridge.ports == before
+    assert bridge.source(Leg.B) == b.addr and bridge.remote(Leg.A) == a.addr
+    async with bridge:
+        bridge.configure(Leg.A, "PCMU")
+        bridge.configure(Leg.B, "PCMA")
+        sent = tone(1000, 160 * 25)
+        for p in pcma_packets(sent):
+            b.send(p, bridge.port(Leg.B))
+        got = [parse_rtp(d) for d in await drain(a)]
+        assert len(got) == 25 and {p.payload_type for p in got} == {0}
+        audio = np.concatenate([ulaw_decode(p.payload) for p in got])
+        assert abs(peak_hz(audio) - 1000) < 4
+        assert bridge.stats().rtp_b_to_a.packets == 25
+    assert ports.in_use == 0 and not ports.is_allocated(before[0])
+    with pytest.raises(RuntimeError):
+        relay.hand_over()

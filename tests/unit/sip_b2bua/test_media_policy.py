@@ -30,10 +30,10 @@ def test_g711_calls_take_the_relay() -> None:
     assert not plan_for_offer(None, SrtpPolicy.OPTIONAL).bridge  # late offer
 
 
-def test_one_law_only_takes_the_bridge_and_the_callee_is_offered_both() -> None:
+def test_one_law_only_widens_the_offer_and_bridges_only_for_another_answer() -> None:
     offer = sdp("m=audio 4000 RTP/AVP 0\r\n")
     plan = plan_for_offer(offer, SrtpPolicy.OPTIONAL)
-    assert plan.bridge and not plan.secure
+    assert plan.widen and plan.shapes_sdp and not plan.bridge and not plan.secure
     offer_to_callee(plan, offer)
     assert offer.media[0].formats == ["0", "8"]
     answer = sdp("m=audio 5000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n")
