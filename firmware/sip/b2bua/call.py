@@ -9,6 +9,7 @@ can move any leg into another call or put a new one in its place.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -91,8 +92,9 @@ class Branch:
     handle: ClientTransaction | None = None
     prack: ReliableReceiver = field(default_factory=ReliableReceiver)
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
+        """(Call-ID, the box's From tag): fixed once the INVITE is built."""
         return (self.invite.call_id, self.invite.from_.tag or "")
 
 

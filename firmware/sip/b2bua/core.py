@@ -347,7 +347,8 @@ class B2BUA:
                 a_leg,
                 call.b_origin,
                 transform=lambda sdp: offer_to_callee(call.media, sdp),
-                parsed=None if media.shapes_sdp else caller_offer,  # edits its copy
+                # the policy edits the offer: a copy, the caller's stays as it came
+                parsed=caller_offer.copy() if media.shapes_sdp and caller_offer else caller_offer,
             )
         except SdpError as exc:
             log.info("unusable SDP offer", extra={"error": str(exc), "source": str(peer)})
