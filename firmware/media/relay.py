@@ -450,10 +450,11 @@ class RelayPorts(PortAllocator):
         self.reused += 1
         return pair
 
-    def _give(self, pair: _Pair, now: float) -> None:
+    def _give(self, pair: _Pair, now: float, then: Callable[[], None] = _nothing) -> bool:
+        """Pool ``pair`` (True); or close it (False: ``then`` runs once it is closed)."""
         if not pair.reusable or self.max_idle == 0:
-            _close_pair(pair, self)
-            return
+            _close_pair(pair, self, then)
+            return False
         pair.rtp.attach(None)  # deaf until the next call: arrivals are dropped
         pair.rtcp.attach(None)
         pair.idle_since = now
@@ -461,6 +462,7 @@ class RelayPorts(PortAllocator):
         while len(self._idle) > self.max_idle:
             _close_pair(self._idle.popleft(), self)
         self.sweep(now)
+        return True
 
     def sweep(self, now: float) -> int:
         """Close the pairs idle for ``idle_timeout`` seconds (call this now and then:
@@ -649,10 +651,11 @@ class RelaySession:
         pool = allocator if isinstance(allocator, RelayPorts) else None
         now = asyncio.get_running_loop().time() if pool is not None else 0.0
         for pair in self._pairs.values():
+            self._pending += 1  # until pooled, or closed (the pool may close it too)
             if pool is not None and pair.reusable:
-                pool._give(pair, now)
+                if pool._give(pair, now, self._pair_done):
+                    self._pending -= 1
             else:
-                self._pending += 1
                 _close_pair(pair, allocator, self._pair_done)
 
     def hand_over(self) -> list[HandedLeg]:
