@@ -191,6 +191,14 @@ def test_cancel_racing_the_answer_leaves_no_call_up(rig: Rig) -> None:
     assert crossed_at_b >= 0
     assert len({m.header("Call-ID") for m in b.received(method="BYE")}) == b_answered
     assert len({m.header("Call-ID") for m in b.received(method="ACK")}) == calls
+    # B lets a CANCEL that crosses its 200 go unanswered (SIPp: ignored during the pause,
+    # or taken as still on the wire by the global receive): the box must resend it until
+    # B answers (RFC 3261 17.1.2.2), so every call the box cancelled at B got B's 200
+    cancelled_at_b = {m.header("Call-ID") for m in b.received(method="CANCEL")}
+    cancel_answered = {m.header("Call-ID") for m in b.sent(status=200, method="CANCEL")}
+    assert cancelled_at_b == cancel_answered, (
+        f"CANCELs B never answered: {cancelled_at_b - cancel_answered}"
+    )
     rows = rig.wait_idle(calls, uac, b)
     dispositions = [r["disposition"] for r in rows]
     assert dispositions.count("answered") == a_answered, dispositions
