@@ -37,15 +37,19 @@ class Timeline(Generic[T]):
 
     Changes may lie in the future (scheduled); a chip model asks for the value at a
     time and for the next change after a time, so it replays breaks exactly.
+    ``edits`` counts the calls to ``set``: a model that saw the same count knows nothing
+    was scheduled or cancelled since.
     """
 
     def __init__(self, initial: T) -> None:
         self._times: list[float] = []
         self._values: list[T] = []
         self._initial = initial
+        self.edits = 0
 
     def set(self, value: T, at: float) -> None:
         """Change to ``value`` at ``at``; any later scheduled change is cancelled."""
+        self.edits += 1
         i = bisect.bisect_right(self._times, at)
         del self._times[i:], self._values[i:]
         if self.value_at(at) == value:
@@ -76,7 +80,7 @@ class AudioPath:
         self.name = name
         self._pending: bytes | None = None
         self._last = IDLE_FRAME
-        self._subscribers: list[Callable[[bytes], None]] = []
+        self._subscribers: tuple[Callable[[bytes], None], ...] = ()  # replaced, never changed
 
     def put(self, frame: bytes | bytearray | memoryview) -> None:
         """Queue the frame for the next tick (a newer frame replaces an untaken one)."""
@@ -92,7 +96,7 @@ class AudioPath:
     def deliver(self, frame: bytes) -> None:
         """Hand a frame to the receiving side (chip models call this once per tick)."""
         self._last = frame
-        for callback in list(self._subscribers):
+        for callback in self._subscribers:
             callback(frame)
 
     @property
@@ -100,11 +104,13 @@ class AudioPath:
         return self._last
 
     def subscribe(self, callback: Callable[[bytes], None]) -> None:
-        self._subscribers.append(callback)
+        self._subscribers = (*self._subscribers, callback)
 
     def unsubscribe(self, callback: Callable[[bytes], None]) -> None:
         if callback in self._subscribers:
-            self._subscribers.remove(callback)
+            rest = list(self._subscribers)
+            rest.remove(callback)
+            self._subscribers = tuple(rest)
 
 
 class Feed(enum.Enum):

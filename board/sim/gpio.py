@@ -158,6 +158,12 @@ class SimGpioChip:
         """Physical level of a line, e.g. to see whether the firmware holds a chip in reset."""
         return self._physical(self._state(line))
 
+    def level_probe(self, line: int) -> Callable[[], bool]:
+        """``level(line)`` as a function, the line checked once (for a model asking often)."""
+        st = self._state(line)
+        physical = self._physical
+        return lambda: physical(st)
+
     def owner(self, line: int) -> SimGpioLine | None:
         return self._state(line).owner
 

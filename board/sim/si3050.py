@@ -27,10 +27,15 @@ What the FXO driver touches is modelled after the public Si3050 register map:
   off-hook), bit 0 POLI (LVS bit 7 changed). INT is driven only with INTE (reg 2 bit
   7); active low unless INTP (reg 2 bit 6).
 * PCM reg 33: bit 5 enables, bits 4:3 format (00 A-law); start counts regs 34-37.
+
+Between two changes (the line's next ring, battery or polarity change, the link coming
+up, ring validation timers) nothing in the chip moves, so a PCM tick before the next
+one, with no SPI write and no line change scheduled since, only carries audio.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from .analog_line import IDLE_FRAME, Clock, FxoLine
@@ -100,10 +105,15 @@ class Si3050:
         self.pcm_errors = 0
         self._was_in_reset = False
         self._tick_cb: Callable[[int, bytes], None] | None = None
+        self._quiet_until = -math.inf  # before this, with _line_edits seen, nothing is due
+        self._line_edits = -1
+        # audio while nothing changes: line -> timeslot (tx), timeslot -> line (rx)
+        self._route: tuple[int | None, int | None] = (None, None)
+        self._route_error = False  # audio should pass but PCM is set up wrong
         self._power_on_reset(clock())
         if highway is not None:
             slot = 0 if clock_slot is None else clock_slot
-            self._tick_cb = lambda _slot, _frame: self.tick()
+            self._tick_cb = self._on_pcm_tick
             highway.device.subscribe(slot, self._tick_cb)
             self._clock_slot = slot
 
@@ -120,6 +130,7 @@ class Si3050:
         self._indicate_at: float | None = None
         self._timeout_at: float | None = None
         self._lvs_sign = False
+        self._quiet_until = -math.inf
         self.line.set_daa_hook(False, now)
         self._update_irq()
 
@@ -193,9 +204,15 @@ class Si3050:
         ]
         return out
 
+    def _edits(self) -> int:
+        line = self.line
+        return line.ring.edits + line.battery.edits + line.polarity.edits
+
     def advance(self, now: float) -> None:
         if self._check_reset(now):
             self._t = now
+            self._quiet_until = -math.inf
+            self._plan_route(now)
             return
         while True:
             due = [t for t in self._deadlines() if self._t + EPS < t <= now + EPS]
@@ -207,6 +224,12 @@ class Si3050:
         self._evaluate(self._t)
         for timeline in (self.line.ring, self.line.battery, self.line.polarity):
             timeline.forget_before(self._t - 1.0)
+        # _evaluate is a function of the time only through these deadlines: until the
+        # first, evaluating again changes nothing (unless a write or the line intervenes)
+        later = [t for t in self._deadlines() if t > self._t + EPS]
+        self._quiet_until = min(later, default=math.inf)
+        self._line_edits = self._edits()
+        self._plan_route(self._t)
 
     def _evaluate(self, t: float) -> None:
         r = self.regs
@@ -288,28 +311,47 @@ class Si3050:
     def rx_slot(self) -> int | None:
         return self._slot(RXS_LO) if self.regs[PCM_CTRL] & PCME else None
 
-    def tick(self) -> None:
-        """One 20 ms frame: line audio up while off-hook or monitoring, PCM audio down off-hook."""
-        now = self.clock()
-        self.advance(now)
-        from_network = self.line.from_network.take()
+    def _plan_route(self, t: float) -> None:
+        """Where audio goes from ``t`` until the chip's state changes (an SPI write forces
+        the next tick to advance, which plans again)."""
+        self._route, self._route_error = (None, None), False
         if self.highway is None or self._was_in_reset:
-            self.line.to_network.deliver(IDLE_FRAME)
             return
-        off = self.off_hook(now)
-        listening = off or (self.link_up(now) and bool(self.regs[DAA1] & ONHM))
+        off = self.off_hook(t)
+        listening = off or (self.link_up(t) and bool(self.regs[DAA1] & ONHM))
         tx, rx = self.tx_slot, self.rx_slot
         alaw = (self.regs[PCM_CTRL] & PCMF_MASK) == 0
         if (listening or off) and (not alaw or tx is None or rx is None):
-            self.pcm_errors += 1
-            self.line.to_network.deliver(IDLE_FRAME)
+            self._route_error = True
             return
-        if listening and tx is not None:
-            self.highway.device.write(tx, from_network)
-        if off and rx is not None:
-            self.line.to_network.deliver(self.highway.device.read(rx))
+        self._route = (tx if listening else None, rx if off else None)
+
+    def tick(self) -> None:
+        """One 20 ms frame: line audio up while off-hook or monitoring, PCM audio down off-hook."""
+        now = self.clock()
+        if (
+            now + EPS < self._quiet_until
+            and self._edits() == self._line_edits
+            and not self.pins.in_reset()
+        ):
+            if now > self._t:
+                self._t = now
+        else:
+            self.advance(now)
+        from_network = self.line.from_network.take()
+        tx, rx = self._route
+        device = self.highway.device if self.highway is not None else None
+        if self._route_error:
+            self.pcm_errors += 1
+        if tx is not None and device is not None:
+            device.write(tx, from_network)
+        if rx is not None and device is not None:
+            self.line.to_network.deliver(device.read(rx))
         else:
             self.line.to_network.deliver(IDLE_FRAME)
+
+    def _on_pcm_tick(self, _slot: int, _frame: bytes) -> None:
+        self.tick()
 
     # --- SPI -------------------------------------------------------------------------
 
@@ -360,6 +402,7 @@ class Si3050:
                 self._link_at = None
         else:
             r[reg] = value
+        self._quiet_until = -math.inf  # deadlines, audio route: work them out again
         self._evaluate(now)
 
     def describe(self) -> dict[str, object]:

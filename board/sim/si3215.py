@@ -29,7 +29,10 @@ What the FXS driver touches is modelled after the public Si3210/Si3215 register 
   counts regs 2-5 in PCLK bits, so timeslot n is count 8n.
 
 Time comes from an injected clock; internal state machines advance on every SPI
-access and every PCM tick, processing each change at its own timestamp.
+access and every PCM tick, processing each change at its own timestamp. Between two
+such changes (the next hook change on the line, ring cadence, debounce, calibration,
+power ramp) nothing in the chip moves, so a PCM tick before the next one, with no SPI
+write and no hook change scheduled since, only carries audio (``_quiet_until``).
 """
 
 from __future__ import annotations
@@ -125,7 +128,9 @@ class ChipPins:
         self.reset_line = reset_line
         self._irq_asserted = False
         self._level = True
+        self._reset_level: Callable[[], bool] | None = None
         if gpio is not None and reset_line is not None:
+            self._reset_level = gpio.level_probe(reset_line)
             # if firmware already drives it as an output, the pull-up is moot
             with contextlib.suppress(GPIOError):
                 gpio.drive(reset_line, True)
@@ -133,9 +138,10 @@ class ChipPins:
             gpio.drive(irq_line, True)
 
     def in_reset(self) -> bool:
-        if self.gpio is None or self.reset_line is None or self.gpio.closed:
+        level = self._reset_level
+        if level is None or self.gpio is None or self.gpio.closed:
             return False
-        return not self.gpio.level(self.reset_line)
+        return not level()
 
     @property
     def irq_asserted(self) -> bool:
@@ -193,10 +199,14 @@ class Si3215:
         self.pcm_errors = 0
         self._was_in_reset = False
         self._tick_cb: Callable[[int, bytes], None] | None = None
+        self._quiet_until = -math.inf  # before this, with _hook_edits seen, nothing is due
+        self._hook_edits = -1
+        self._route: tuple[int, int] | None = None  # (tx, rx) while audio passes
+        self._route_error = False  # audio should pass but PCM is set up wrong
         self._power_on_reset(clock())
         if highway is not None:
             slot = 0 if clock_slot is None else clock_slot
-            self._tick_cb = lambda _slot, _frame: self.tick()
+            self._tick_cb = self._on_pcm_tick
             highway.device.subscribe(slot, self._tick_cb)
             self._clock_slot = slot
 
@@ -222,6 +232,7 @@ class Si3215:
         self._raw_trip = False
         self._raw_trip_since = now
         self.framing.reset()
+        self._quiet_until = -math.inf
         self.line.drive(Feed.OPEN, False, now)
         self._update_irq()
 
@@ -317,6 +328,8 @@ class Si3215:
         """Run the chip's state machines up to ``now``, each change at its own time."""
         if self._check_reset(now):
             self._t = now
+            self._quiet_until = -math.inf
+            self._plan_route()
             return
         while True:
             due = [t for t in self._deadlines() if self._t + EPS < t <= now + EPS]
@@ -326,7 +339,14 @@ class Si3215:
             self._evaluate(self._t)
         self._t = max(self._t, now)
         self._evaluate(self._t)
-        self.line.hook.forget_before(self._t - 1.0)
+        hook = self.line.hook
+        hook.forget_before(self._t - 1.0)
+        # _evaluate is a function of the time only through these deadlines: until the
+        # first, evaluating again changes nothing (unless a write or the hook intervenes)
+        later = [t for t in self._deadlines() if t > self._t + EPS]
+        self._quiet_until = min(later, default=math.inf)
+        self._hook_edits = hook.edits
+        self._plan_route()
 
     def _evaluate(self, t: float) -> None:
         # ring cadence
@@ -409,22 +429,43 @@ class Si3215:
     def passes_audio(self) -> bool:
         return self._feed(self._t)[0] in (Feed.ACTIVE, Feed.ONHOOK_TX)
 
+    def _plan_route(self) -> None:
+        """Where audio goes from now until the chip's state changes (an SPI write forces
+        the next tick to advance, which plans again)."""
+        self._route, self._route_error = None, False
+        if self.highway is None or self._was_in_reset or not self.passes_audio():
+            return
+        tx, rx = self.tx_slot, self.rx_slot
+        if (self.regs[PCM_MODE] & PCMF_MASK) != 0 or tx is None or rx is None:
+            self._route_error = True
+            return
+        self._route = (tx, rx)
+
     def tick(self) -> None:
         """One 20 ms frame: advance time, then move audio between timeslots and line."""
         now = self.clock()
-        self.advance(now)
+        # nothing due by now since the last advance: advancing would change nothing
+        if (
+            now + EPS < self._quiet_until
+            and self.line.hook.edits == self._hook_edits
+            and not self.pins.in_reset()
+        ):
+            if now > self._t:
+                self._t = now
+        else:
+            self.advance(now)
         from_phone = self.line.from_phone.take()
-        tx, rx = self.tx_slot, self.rx_slot
-        alaw = (self.regs[PCM_MODE] & PCMF_MASK) == 0
-        if self.highway is None or self._was_in_reset or not self.passes_audio():
+        route, highway = self._route, self.highway
+        if route is None or highway is None:  # (a route is only planned with a highway)
+            if self._route_error:
+                self.pcm_errors += 1
             self.line.to_phone.deliver(IDLE_FRAME)
             return
-        if not alaw or tx is None or rx is None:
-            self.pcm_errors += 1
-            self.line.to_phone.deliver(IDLE_FRAME)
-            return
-        self.highway.device.write(tx, from_phone)
-        self.line.to_phone.deliver(self.highway.device.read(rx))
+        highway.device.write(route[0], from_phone)
+        self.line.to_phone.deliver(highway.device.read(route[1]))
+
+    def _on_pcm_tick(self, _slot: int, _frame: bytes) -> None:
+        self.tick()
 
     # --- SPI -------------------------------------------------------------------------
 
@@ -504,6 +545,7 @@ class Si3215:
                 self._ring_phase_end = None
         else:
             self.regs[reg] = value
+        self._quiet_until = -math.inf  # deadlines, audio route: work them out again
         self._evaluate(now)
 
     def _indirect_access(self, address: int) -> None:

@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 FRAME = 160
 SILENCE = alaw_encode(np.zeros(FRAME, dtype=np.int16))
+SILENT_SAMPLES = alaw_decode(SILENCE)  # SILENCE decoded once (channels must not change it)
+SILENT_SAMPLES.flags.writeable = False
 DEFAULT_BASE = 100
 FALLBACK_BASE = 8100
 
@@ -236,7 +238,10 @@ class PortLeg:
 
     def _on_frame(self, _slot: int, frame: bytes) -> None:
         self.frames += 1
-        self.channel.audio(alaw_decode(frame))
+        if frame == SILENCE:  # an idle line: no decoding, caller-ID reception may skip it
+            self.channel.quiet(SILENT_SAMPLES)
+        else:
+            self.channel.audio(alaw_decode(frame))
         if self.media_connected and self.media_out is not None:
             self.media_out(frame)
         self.channel.poll()

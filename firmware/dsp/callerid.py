@@ -132,8 +132,31 @@ class _AdsiTx(CState):
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
+# Skipping the line's idle pattern (``CallerIdReceiver.feed_quiet``). spandsp's DTMF CLIP
+# receiver drops a message still incomplete 80000 samples (10 s) after its first digit,
+# and its digit detector forgets a tone two 102-sample blocks after it ends; its FSK
+# receiver drops the carrier and forgets any half-received character within a few
+# hundred samples of silence (a new message starts from the carrier coming up). So
+# after QUIET_SETTLE samples of nothing but the idle pattern no message is in progress
+# and the detectors sit in the same state after each block of it, except for where they
+# are in their blocks (DTMF: 102 samples; 1200-baud FSK correlates over 6, which 102 is a
+# multiple of). Skipped samples are therefore only counted; before the next other audio,
+# the receiver is fed REPLAY_BLOCK plus (skipped modulo REPLAY_BLOCK) samples of the
+# pattern, which puts it at the block phase it would have had (the extra block refills
+# FSK's correlation window, whose reference oscillators skip ahead: a phase rotation the
+# non-coherent detector does not see).
+QUIET_SETTLE = 80000 + 4000
+REPLAY_BLOCK = 102
+QUIET_MAX_LEVEL = 64  # |sample| of an idle pattern: A-law idle decodes to +-8, u-law to 0
+
+
 class CallerIdReceiver(CState):
-    """Decodes caller-ID messages of one method from line audio, frame by frame."""
+    """Decodes caller-ID messages of one method from line audio, frame by frame.
+
+    ``feed`` takes any audio. ``feed_quiet`` takes the line's idle pattern (exact digital
+    silence, e.g. an idle A-law frame decoded once) and, once the receiver has heard only
+    that long enough to be idle, costs no DSP work; the messages decoded are the same.
+    """
 
     def __init__(self, method: Method, *, clock: Callable[[], datetime] = datetime.now) -> None:
         if method not in _STANDARD:
@@ -154,14 +177,69 @@ class CallerIdReceiver(CState):
             lib.adsi_rx_init(ffi.NULL, _STANDARD[method], self._cb, ffi.NULL), "adsi_rx_init"
         )
         self._own([(lib.adsi_rx_free, self._st)], self._cb)
+        self._open = True  # (``closed`` costs more than feed_quiet's skipping itself)
+        self._silence: Samples | None = None  # the idle pattern feed_quiet was given
+        self._quiet = 0  # samples of it heard since any other audio
+        self._skipped = 0  # samples of it counted, not demodulated, since then
 
     def feed(self, audio: AudioInput) -> list[CallerId]:
         """Process a block of audio; the messages completed in it."""
         self._check_open()
         samples = as_samples(audio)
+        if self._skipped:
+            self._replay()
+        self._quiet = 0
+        return self._run(samples)
+
+    def feed_quiet(self, silence: Samples) -> list[CallerId]:
+        """Process one block of the line's idle pattern: ``silence`` must be the same array
+        object every time (constant, near-zero samples; it is not copied, so never change
+        it). Once only this has been heard for ``QUIET_SETTLE`` samples the block is
+        counted instead of demodulated."""
+        if self._quiet >= QUIET_SETTLE and silence is self._silence and self._open:
+            self._skipped += len(silence)
+            return []
+        self._check_open()
+        if silence is not self._silence:
+            self._adopt(silence)
+        self._quiet += len(silence)
+        return self._run(silence)
+
+    def close(self) -> None:
+        self._open = False
+        super().close()
+
+    @property
+    def skipping(self) -> bool:
+        """True while the idle pattern is being counted rather than demodulated."""
+        return self._quiet >= QUIET_SETTLE
+
+    def _adopt(self, silence: Samples) -> None:
+        samples = as_samples(silence)
+        if samples is not silence or not len(samples):
+            raise DspError("feed_quiet takes a non-empty, contiguous int16 array")
+        if samples.min() != samples.max() or abs(int(samples[0])) > QUIET_MAX_LEVEL:
+            raise DspError("feed_quiet takes digital silence: constant samples near zero")
+        if self._skipped:
+            self._replay()
+        self._silence = silence
+        self._quiet = 0
+
+    def _replay(self) -> None:
+        """Put the detectors where the skipped samples would have left them."""
+        silence = self._silence
+        assert silence is not None
+        count = REPLAY_BLOCK + self._skipped % REPLAY_BLOCK
+        self._skipped = 0
+        replay = np.resize(silence, count)
+        self._lib.adsi_rx(self._st, in_ptr(replay), count)  # messages, if any, go out next
+
+    def _run(self, samples: Samples) -> list[CallerId]:
         if len(samples):
             self._lib.adsi_rx(self._st, in_ptr(samples), len(samples))
         self._guard.reraise()
+        if not self._messages:
+            return []
         messages, self._messages = self._messages, []
         return [info for msg in messages if (info := self._parse(msg)) is not None]
 

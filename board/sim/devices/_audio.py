@@ -17,6 +17,8 @@ from firmware.media.codecs.g711 import alaw_decode, alaw_encode
 FRAME = 160
 Samples = npt.NDArray[np.int16]
 SILENT_FRAME = alaw_encode(np.zeros(FRAME, dtype=np.int16))
+SILENT_SAMPLES = alaw_decode(SILENT_FRAME)  # what a silent frame decodes to (never changed)
+SILENT_SAMPLES.flags.writeable = False
 
 
 class SendQueue:

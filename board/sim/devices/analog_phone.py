@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from board.sim.analog_line import Feed, FeedChange, FxsLine
-from board.sim.devices._audio import Recorder, Samples, SendQueue
+from board.sim.devices._audio import SILENT_FRAME, SILENT_SAMPLES, Recorder, Samples, SendQueue
 from firmware.dsp import (
     CallerId,
     CallerIdReceiver,
@@ -147,15 +147,19 @@ class AnalogPhone:
     def _on_frame(self, frame: bytes) -> None:
         now = self.line.clock()
         self.recorder.add(now, frame)
-        samples = alaw_decode(frame)
         if self.line.off_hook:
             if self._detector is not None:
-                for event in self._detector.feed(samples):
+                for event in self._detector.feed(alaw_decode(frame)):
                     self.tones.append((now, event.tone))
             self.line.from_phone.put(self._send.next_frame())
+            return
+        # on-hook: the display listens for caller ID; an idle line costs it nothing
+        if frame == SILENT_FRAME:
+            callers = self._cid.feed_quiet(SILENT_SAMPLES)
         else:
-            for caller in self._cid.feed(samples):
-                self.calls.append(DisplayedCall(now, caller))
+            callers = self._cid.feed(alaw_decode(frame))
+        for caller in callers:
+            self.calls.append(DisplayedCall(now, caller))
 
     def _on_feed(self, change: FeedChange) -> None:
         if change.feed is not Feed.RINGING or self._answer_after is None:

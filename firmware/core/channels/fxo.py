@@ -110,6 +110,18 @@ class FxoChannel:
                 if event.tone in CLEARING_TONES:
                     self._clear(USER_BUSY if event.tone == "busy" else 34)
 
+    def quiet(self, silence: Samples) -> None:
+        """One frame of digital silence, ``silence`` being the same constant array every
+        time: as ``audio``, but once caller-ID reception has settled it costs nothing."""
+        if self.state in (FxoState.IDLE, FxoState.RINGING):
+            if self._cid is None:
+                self._cid = CallerIdReceiver(self.profile.caller_id.method)
+            for cid in self._cid.feed_quiet(silence):
+                if cid.number:
+                    self.caller_id(cid.number)
+        else:
+            self.audio(silence)
+
     def caller_id(self, number: str) -> None:
         if self.state not in (FxoState.IDLE, FxoState.RINGING):
             return
@@ -196,8 +208,10 @@ class FxoChannel:
         return self._deadline
 
     def poll(self) -> None:
+        if self._deadline is None:
+            return
         now = self.clock()
-        if self._deadline is None or now < self._deadline:
+        if now < self._deadline:
             return
         self._deadline = None
         if self.state is FxoState.SEIZED:

@@ -204,6 +204,11 @@ class FxsChannel:
         for digit in self._dtmf.feed(samples):
             self.digit(digit)
 
+    def quiet(self, silence: Samples) -> None:
+        """One frame of digital silence (the same constant array every time); as ``audio``."""
+        if self.state in DIALLING:
+            self.audio(silence)
+
     def digit(self, digit: str) -> None:
         if self.state not in DIALLING:
             return
@@ -343,8 +348,10 @@ class FxsChannel:
         return self._deadline
 
     def poll(self) -> None:
+        if self._deadline is None:
+            return
         now = self.clock()
-        if self._deadline is None or now < self._deadline:
+        if now < self._deadline:
             return
         self._deadline = None
         state = self.state

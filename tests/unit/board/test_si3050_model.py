@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from board.sim.analog_line import IDLE_FRAME, FxoLine
 from board.sim.gpio import SimGpioChip
 from board.sim.pcm import PcmHighway
@@ -166,3 +168,34 @@ def test_audio_on_hook_monitor_and_off_hook() -> None:
             assert b.line.to_network.last == IDLE_FRAME
         b.run(0.02)
         assert (b.highway.firmware.read(2) == up) is listens, daa1
+
+
+def test_idle_ticks_do_no_chip_work_yet_see_a_scheduled_ring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nothing due, a PCM tick only carries audio; a ring scheduled meanwhile is
+    validated and interrupts on time without any SPI access to move the chip along."""
+    b = Bench()
+    b.link()
+    b.wr(23, (1 << 3) | 4)  # RTO 128 ms, RCC 384 ms
+    b.wr(24, 0x80 | 17)
+    b.wr(22, 13)
+    b.wr(2, 0x80 | 0x04 | 0x03)  # INTE, RDI
+    b.wr(3, 0x80)
+    b.run(0.1)
+    evaluated: list[float] = []
+    evaluate = Si3050._evaluate
+
+    def counting(chip: Si3050, t: float) -> None:
+        evaluated.append(t)
+        evaluate(chip, t)
+
+    monkeypatch.setattr(Si3050, "_evaluate", counting)
+    b.run(2.0)
+    assert evaluated == []  # idle: no state machine ran
+    start = b.clock.now + 0.3
+    b.line.ring_burst(1.0, at=start)
+    b.run(0.3 + 0.384 - 0.001)
+    assert b.gpio.level(16) is True
+    b.run(0.02)
+    assert b.gpio.level(16) is False and start + 0.384 in evaluated  # validated on time

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from board.sim.analog_line import IDLE_FRAME, Feed, FxsLine
 from board.sim.gpio import SimGpioChip
 from board.sim.pcm import PcmHighway
@@ -166,3 +168,39 @@ def test_audio_passes_only_in_active_and_onhook_transmission() -> None:
     b.wr(64, 1)
     b.run(0.04)
     assert b.chip.pcm_errors > 0
+
+
+def test_idle_ticks_do_no_chip_work_yet_miss_no_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing due, a PCM tick only carries audio; a hook change scheduled meanwhile,
+    a reset pulse and an SPI write are still seen, each at its tick (no SPI polling here)."""
+    b = Bench()
+    b.bring_up()
+    b.wr(64, 1)
+    b.wr(22, 0x02)  # loop closure interrupt enabled
+    b.run(0.1)
+    evaluated: list[float] = []
+    evaluate = Si3215._evaluate
+
+    def counting(chip: Si3215, t: float) -> None:
+        evaluated.append(t)
+        evaluate(chip, t)
+
+    monkeypatch.setattr(Si3215, "_evaluate", counting)
+    b.run(2.0)
+    assert evaluated == []  # idle: no state machine ran
+    lift = b.clock.now + 0.5
+    b.line.set_hook(True, at=lift)  # scheduled while idle
+    b.run(0.5 + 0.0125 - 0.001)  # just short of the 12.5 ms debounce
+    assert b.gpio.level(0) is True
+    b.run(0.02)
+    assert b.gpio.level(0) is False and lift in evaluated  # INT low, from the exact time
+    b.wr(19, 0x02)
+    assert b.gpio.level(0) is True and b.line.feed is Feed.ACTIVE
+    b.run(0.1)
+    reset = b.gpio.open(8, "low")
+    b.run(0.02)
+    assert b.line.feed is Feed.OPEN  # held in reset: the line goes dead at the next tick
+    reset.write(True)
+    b.run(0.02)
+    assert b.chip.regs[64] == 0 and not b.chip.calibrated  # out of reset: reset values
+    reset.close()

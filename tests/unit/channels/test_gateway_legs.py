@@ -157,6 +157,34 @@ def test_fxo_incoming_with_caller_id_routes_seizes_and_clears(rig: AnalogRig) ->
     assert not leg.in_use and pstn.state is LineState.IDLE
 
 
+def test_caller_id_still_gets_through_after_a_long_idle_both_ways(rig: AnalogRig) -> None:
+    """Idle lines are skipped by the caller-ID receivers (phone display, FXO channel) once
+    settled; the next caller ID is decoded all the same."""
+    fxs_driver, _, fxs_line, fxs_port = rig.fxs()
+    fxo_driver, _, fxo_line, fxo_port = rig.fxo()
+    phone, pstn, calls = AnalogPhone(fxs_line, DK), PstnLine(fxo_line, DK), Calls()
+    fxs = FxsChannel("fxs1", "101", DK, DialPlan(["101"]), rig.clock)
+    fxo = FxoChannel("fxo1", "101", DK, rig.clock)
+    fxs_leg = PortLeg(fxs, fxs_driver, rig.highway.firmware, 0, DK, calls)
+    fxo_leg = PortLeg(fxo, fxo_driver, rig.highway.firmware, 8, DK, calls)
+
+    def both(seconds: float) -> None:
+        for _ in range(round(seconds / TICK)):
+            run(rig, fxs_port, fxs_leg, TICK)
+            for _, event in fxo_port.events:
+                fxo_leg.on_event(event)
+            fxo_port.events.clear()
+
+    both(12.0)
+    assert phone._cid.skipping and fxo._cid is not None and fxo._cid.skipping
+    assert fxs.incoming("4512345678")
+    fxs_leg.run_actions()
+    pstn.ring("4587654321")
+    both(3.0)
+    assert phone.display == "4512345678"
+    assert ("place", ("101", "4587654321")) in calls.log
+
+
 def test_fxo_outgoing_dials_dtmf_down_the_line(rig: AnalogRig) -> None:
     driver, _, line, port = rig.fxo()
     pstn = PstnLine(line, DK)

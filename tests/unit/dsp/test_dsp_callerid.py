@@ -10,8 +10,15 @@ import numpy.typing as npt
 import pytest
 from unit.dsp.dsp_signals import frames, peak_frequency, white_noise
 
-from firmware.dsp import DspError, DtmfReceiver, load_profile
-from firmware.dsp.callerid import METHODS, CallerId, CallerIdReceiver, CallerIdSender
+from firmware.dsp import DspError, DtmfReceiver, DtmfSender, load_profile
+from firmware.dsp.callerid import (
+    METHODS,
+    QUIET_SETTLE,
+    CallerId,
+    CallerIdReceiver,
+    CallerIdSender,
+)
+from firmware.media.codecs.g711 import alaw_decode, alaw_encode
 
 WHEN = datetime(2031, 12, 24, 18, 5)
 
@@ -101,3 +108,88 @@ def test_bad_input() -> None:
         CallerIdSender("fsk_v23").generate("123", "x" * 60)
     with pytest.raises(DspError):
         CallerIdReceiver("fsk")  # type: ignore[arg-type]
+
+
+# --- the idle pattern is skipped without changing what is decoded --------------------------
+
+IDLE_FRAME = bytes([0xD5]) * 160  # A-law digital silence, as an idle PCM timeslot carries
+IDLE = alaw_decode(IDLE_FRAME)
+IDLE.flags.writeable = False
+
+
+def over_the_line(*parts: npt.NDArray[np.int16] | float) -> list[bytes]:
+    """A-law frames of ``parts``: audio, or seconds of silence (any length, so signals
+    start at every offset within a frame and within the detectors' blocks)."""
+    chunks = [np.zeros(round(p * 8000), np.int16) if isinstance(p, float) else p for p in parts]
+    audio = np.concatenate(chunks)
+    audio = np.concatenate([audio, np.zeros(-len(audio) % 160, np.int16)])
+    return [alaw_encode(audio[i : i + 160]) for i in range(0, len(audio), 160)]
+
+
+def decode_both(method: str, line: list[bytes]) -> tuple[list[tuple[int, CallerId]], int]:
+    """What a receiver fed every frame decodes, asserting that one given the idle frames by
+    ``feed_quiet`` decodes the same in the same frames; returns it and the frames skipped."""
+    got: dict[bool, list[tuple[int, CallerId]]] = {False: [], True: []}
+    skipped = 0
+    when = lambda: datetime(2031, 1, 1)  # noqa: E731
+    with (
+        CallerIdReceiver(method, clock=when) as plain,  # type: ignore[arg-type]
+        CallerIdReceiver(method, clock=when) as quiet,  # type: ignore[arg-type]
+    ):
+        for n, frame in enumerate(line):
+            got[False] += [(n, c) for c in plain.feed(alaw_decode(frame))]
+            if frame == IDLE_FRAME:
+                skipped += quiet.skipping
+                got[True] += [(n, c) for c in quiet.feed_quiet(IDLE)]
+            else:
+                got[True] += [(n, c) for c in quiet.feed(alaw_decode(frame))]
+    assert got[True] == got[False]
+    return got[False], skipped
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_skipping_the_idle_pattern_decodes_the_same_messages(method: str) -> None:
+    sender = CallerIdSender(method)  # type: ignore[arg-type]
+    settle = QUIET_SETTLE / 8000
+    parts: list[npt.NDArray[np.int16] | float] = [settle + 1.0]
+    for n, lead in enumerate((0.0, 0.00625, 0.0123, 0.0191, 0.0377)):
+        parts += [lead, sender.generate(f"4512{n}", "Idle Line", WHEN), settle + 0.5 + lead]
+    got, skipped = decode_both(method, over_the_line(*parts))
+    assert [c.number for _, c in got] == [f"4512{n}" for n in range(5)]
+    assert skipped > 5 * 20  # it did skip: after every message, once settled
+
+
+def test_skipping_keeps_dtmf_clip_gaps_and_the_stale_message_timeout() -> None:
+    with DtmfSender(on_ms=70, off_ms=70) as keys:
+        partial, rest, whole = keys.generate("A12"), keys.generate("34#"), keys.generate("A5#")
+    settle = QUIET_SETTLE / 8000
+    line = over_the_line(
+        settle + 0.3,
+        partial,
+        2.0,  # a long pause inside a message: it still completes
+        rest,
+        settle + 0.01,
+        partial,
+        12.0,  # no terminator within 10 s: the receiver drops "A12" ...
+        rest,  # ... and takes "34#" alone
+        settle + 0.2,
+        whole,
+        0.5,
+    )
+    got, skipped = decode_both("dtmf", line)
+    assert [c.number for _, c in got] == ["1234", "34", "5"]
+    assert skipped > 0
+
+
+def test_feed_quiet_takes_only_digital_silence() -> None:
+    with CallerIdReceiver("dtmf") as rx:
+        with pytest.raises(DspError):
+            rx.feed_quiet(np.full(160, 1000, np.int16))
+        with pytest.raises(DspError):
+            rx.feed_quiet(np.arange(160, dtype=np.int16))
+        assert rx.feed_quiet(IDLE) == []
+        for _ in range(QUIET_SETTLE // len(IDLE)):
+            rx.feed_quiet(IDLE)
+        assert rx.skipping
+    with pytest.raises(DspError):
+        rx.feed_quiet(IDLE)  # closed, skipping or not
