@@ -23,12 +23,13 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import chain
 from pathlib import Path
-from typing import Any, Final, TextIO, TypeVar
+from typing import Any, Final, Literal, TextIO, TypeVar, cast
 
 from firmware.storage import connect, migrate
 
@@ -44,6 +45,7 @@ __all__ = [
     "Direction",
     "Disposition",
     "HangupBy",
+    "Op",
     "Tech",
     "disposition_for",
 ]
@@ -134,8 +136,29 @@ MIGRATIONS: list[str] = [
 ]
 
 
+_ISO_SECONDS: dict[int, str] = {}  # whole epoch second -> "YYYY-MM-DDTHH:MM:SS", recent ones
+
+
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """ISO 8601 text in UTC with milliseconds, e.g. ``2024-05-01T08:00:00.123Z``.
+
+    The text ``datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")``
+    gives (microseconds rounded half-even, then milliseconds truncated), without a
+    datetime per stamp: the date and time of day are formatted once per second.
+    """
+    frac, whole = math.modf(epoch)
+    micros = round(frac * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second += 1
+        micros -= 1_000_000
+    prefix = _ISO_SECONDS.get(second)
+    if prefix is None:
+        if len(_ISO_SECONDS) >= 256:
+            _ISO_SECONDS.clear()
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ISO_SECONDS[second] = prefix
+    return f"{prefix}.{micros // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,12 +250,31 @@ def _opt_text(field: str, value: object, limit: int) -> str | None:
     return None if value is None else _text(field, value, limit)
 
 
+_MEMBERS: dict[type[StrEnum], dict[str, Any]] = {
+    kind: {m.value: m for m in kind} for kind in (Direction, Tech, Disposition, HangupBy)
+}
+# The text stored for each value (plain str, also for an enum member given).
+_DIRECTIONS: Final = {m.value: m.value for m in Direction}
+_TECHS: Final = {m.value: m.value for m in Tech}
+_DISPOSITIONS: Final = {m.value: m.value for m in Disposition}
+_HANGUP_BYS: Final = {m.value: m.value for m in HangupBy}
+
+
 def _enum(kind: type[_E], field: str, value: object) -> _E:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return kind(value)
-    allowed = ", ".join(m.value for m in kind)
-    raise CdrError(f"{field} {value!r} is not one of: {allowed}")
+    try:
+        return cast(_E, _MEMBERS[kind][value])  # type: ignore[index]
+    except (KeyError, TypeError):  # TypeError: unhashable
+        allowed = ", ".join(m.value for m in kind)
+        raise CdrError(f"{field} {value!r} is not one of: {allowed}") from None
+
+
+def _choice(table: dict[str, str], kind: type[StrEnum], field: str, value: object) -> str:
+    """`value` checked against an enum's values, as the plain text stored."""
+    try:
+        return table[value]  # type: ignore[index]
+    except (KeyError, TypeError):
+        allowed = ", ".join(m.value for m in kind)
+        raise CdrError(f"{field} {value!r} is not one of: {allowed}") from None
 
 
 def _epoch(field: str, value: object) -> float:
@@ -255,23 +297,37 @@ def _int_in(field: str, value: object, low: int, high: int) -> int | None:
     return value
 
 
+# One encoder for every write: json.dumps with these options would build one per call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _extra(value: object) -> dict[str, Any]:
+    data = _extra_data(value)
+    _extra_text(data)
+    return data
+
+
+def _extra_data(value: object) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise CdrError("extra must be a mapping with text keys")
-    data = dict(value)
+    return dict(value)
+
+
+def _extra_text(data: dict[str, Any]) -> str:
+    """The JSON text stored for validated extra data (checked: serializable, size)."""
     try:
-        text = json.dumps(data, allow_nan=False)
+        text: str = _ENCODER.encode(data)
     except (TypeError, ValueError) as exc:
         raise CdrError(f"extra is not JSON-serializable: {exc}") from None
     if len(text) > _MAX_EXTRA:
-        raise CdrError(f"extra is {len(text)} bytes of JSON; at most {_MAX_EXTRA} allowed")
-    return data
+        raise CdrError(f"extra is {len(text)} characters of JSON; at most {_MAX_EXTRA} allowed")
+    return text
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 _COLUMNS: Final = (
@@ -302,6 +358,155 @@ def _record(row: tuple[Any, ...]) -> CallRecord:
     )
 
 
+# -- steps as tuples: the CDR writer's fast path -------------------------------------------
+#
+# The event loop hands the CDR writer plain tuples (the cheapest thing to build) and the
+# writer applies a whole batch of them with `CdrStore.apply`: the same checks and rows as
+# the methods named below, without a SAVEPOINT per step, and with whole calls and starts
+# inserted many rows per statement. Fields are in the order of the table's columns.
+
+CallOp = tuple[
+    Literal["call"],
+    str,  # call_id
+    Direction | str,  # direction
+    str,  # caller_number
+    str | None,  # caller_name
+    str,  # callee_dialled
+    str | None,  # callee_reached
+    Tech | str,  # caller_tech
+    Tech | str | None,  # callee_tech
+    Timestamp,  # start
+    Timestamp | None,  # answer
+    Timestamp,  # end
+    Disposition | str,  # disposition
+    HangupBy | str,  # hangup_by
+    int | None,  # cause (Q.850)
+    int | None,  # status (SIP)
+    Mapping[str, Any] | None,  # extra
+]
+"""A call that has ended, as one row: what `CdrStore.record_call` writes."""
+
+StartOp = tuple[
+    Literal["start"],
+    str,  # call_id
+    Direction | str,  # direction
+    str,  # caller_number
+    str | None,  # caller_name
+    str,  # callee_dialled
+    Tech | str,  # caller_tech
+    Tech | str | None,  # callee_tech
+    Timestamp,  # at
+    Mapping[str, Any] | None,  # extra
+]
+"""A call in progress: what `CdrStore.start` writes."""
+
+AnswerOp = tuple[Literal["answer"], str, Timestamp]  # call_id, at: `CdrStore.answer`
+EndOp = tuple[
+    Literal["end"],
+    str,  # call_id
+    Timestamp,  # at
+    Disposition | str,  # disposition
+    HangupBy | str,  # hangup_by
+    int | None,  # cause (Q.850)
+    int | None,  # status (SIP)
+    Mapping[str, Any] | None,  # extra, merged into the call's
+]
+"""The end of a call already written: what `CdrStore.end` writes."""
+
+Op = CallOp | StartOp | AnswerOp | EndOp
+
+_INSERT: Final = (
+    "INSERT INTO calls (call_id, run_id, direction, caller_number, caller_name, "
+    "callee_dialled, callee_reached, caller_tech, callee_tech, start_at, start_epoch, "
+    "answer_at, answer_epoch, end_at, end_epoch, disposition, hangup_by, q850_cause, "
+    "sip_status, extra) SELECT * FROM (VALUES {}) WHERE column1 IS NOT NULL"
+)
+_INSERT_WIDTH: Final = 20  # values per row
+_INSERT_ROWS: Final = 256  # most rows in one INSERT (a power of two)
+_insert_sql: dict[int, str] = {}
+_NULLS: Final[list[None]] = [None] * (_INSERT_ROWS * _INSERT_WIDTH)
+
+
+def _insert_rows_sql(slots: int) -> str:
+    """INSERT of up to `slots` rows (a power of two): the rows' values, then rows of NULLs
+    up to `slots` (skipped). So a batch of any size is one statement, of few shapes,
+    all of them in the connection's cache of prepared statements."""
+    sql = _insert_sql.get(slots)
+    if sql is None:
+        one = "(" + ", ".join("?" * _INSERT_WIDTH) + ")"
+        sql = _insert_sql[slots] = _INSERT.format(", ".join([one] * slots))
+    return sql
+
+
+def _start_row(run_id: int, op: StartOp) -> tuple[Any, ...]:
+    """The row `op` inserts, checked (CdrError)."""
+    _, call_id, direction, number, name, dialled, caller_tech, callee_tech, at, extra = op
+    call_id = _text("call_id", call_id, _MAX_ID, empty=False)
+    direction = _choice(_DIRECTIONS, Direction, "direction", direction)
+    number = _text("caller_number", number, _MAX_NUMBER)
+    name = None if name is None else _text("caller_name", name, _MAX_NAME)
+    dialled = _text("callee_dialled", dialled, _MAX_NUMBER)
+    caller_tech = _choice(_TECHS, Tech, "caller_tech", caller_tech)
+    if callee_tech is not None:
+        callee_tech = _choice(_TECHS, Tech, "callee_tech", callee_tech)
+    begin = _epoch("start time", at)
+    return (
+        call_id, run_id, direction, number, name, dialled, None, caller_tech, callee_tech,
+        _iso(begin), begin, None, None, None, None, None, None, None, None,
+        "{}" if extra is None else _extra_text(_extra_data(extra)),
+    )  # fmt: skip
+
+
+def _call_row(run_id: int, op: CallOp) -> tuple[Any, ...]:
+    """The row `op` inserts, checked (CdrError)."""
+    (
+        _, call_id, direction, number, name, dialled, reached, caller_tech, callee_tech,
+        start, answer, end, disposition, hangup_by, cause, status, extra,
+    ) = op  # fmt: skip
+    begin = _epoch("start time", start)
+    answered = None if answer is None else _epoch("answer time", answer)
+    finish = _epoch("end time", end)
+    if answered is not None and answered < begin:
+        raise CdrError(f"answer time {_iso(answered)} is before the start {_iso(begin)}")
+    if finish < (begin if answered is None else answered):
+        raise CdrError(f"end time {_iso(finish)} is before the call's previous step")
+    disp = _choice(_DISPOSITIONS, Disposition, "disposition", disposition)
+    if answered is not None and disp != "answered" and disp != "failed":
+        raise CdrError(f"call {call_id!r} was answered; its disposition must be answered or failed")
+    if answered is None and disp == "answered":
+        raise CdrError(f"call {call_id!r} was never answered; disposition cannot be answered")
+    call_id = _text("call_id", call_id, _MAX_ID, empty=False)
+    direction = _choice(_DIRECTIONS, Direction, "direction", direction)
+    number = _text("caller_number", number, _MAX_NUMBER)
+    name = None if name is None else _text("caller_name", name, _MAX_NAME)
+    dialled = _text("callee_dialled", dialled, _MAX_NUMBER)
+    reached = None if reached is None else _text("callee_reached", reached, _MAX_NUMBER)
+    caller_tech = _choice(_TECHS, Tech, "caller_tech", caller_tech)
+    if callee_tech is not None:
+        callee_tech = _choice(_TECHS, Tech, "callee_tech", callee_tech)
+    return (
+        call_id, run_id, direction, number, name, dialled, reached, caller_tech, callee_tech,
+        _iso(begin), begin, None if answered is None else _iso(answered), answered,
+        _iso(finish), finish, disp, _choice(_HANGUP_BYS, HangupBy, "hangup_by", hangup_by),
+        _int_in("cause", cause, 0, 127), _int_in("status", status, 100, 699),
+        "{}" if extra is None else _extra_text(_extra_data(extra)),
+    )  # fmt: skip
+
+
+def _inserted(row: tuple[Any, ...]) -> CallRecord:
+    """The record of a row as `_start_row` / `_call_row` build it."""
+    return _record(
+        (row[0], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[10], row[12],
+         row[14], row[15], row[16], row[17], row[18], row[19])
+    )  # fmt: skip
+
+
+def _refused_insert(call_id: object, exc: sqlite3.IntegrityError) -> CdrError:
+    if "UNIQUE" in str(exc):
+        return CdrError(f"call id {call_id!r} is already recorded")
+    return CdrError(f"call {call_id!r} refused by the database: {exc}")
+
+
 # -- the store -----------------------------------------------------------------------------
 
 
@@ -320,6 +525,9 @@ class CdrStore:
         self.lock = threading.RLock()
         self._batching = False
         self.db = connect(path, synchronous="FULL")
+        # rows per INSERT of `apply`: a power of two the connection's variable limit allows
+        width = max(1, self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _INSERT_WIDTH)
+        self._insert_rows = 1 << (min(_INSERT_ROWS, width).bit_length() - 1)
         try:
             migrate(self.db, MIGRATIONS)
             now = self._now()
@@ -420,6 +628,131 @@ class CdrStore:
                     db.execute("ROLLBACK")
                 raise
 
+    def apply(self, ops: Iterable[Op]) -> list[tuple[Op, CdrError]]:
+        """Write steps given as tuples (`Op`) inside `batch`: the CDR writer's fast path.
+
+        Each step gets the checks of its method (`record_call`, `start`, `answer`, `end`)
+        and writes what that method would, but none needs a SAVEPOINT: a step checks
+        before it writes and writes with one statement, so a refused step changes
+        nothing. Whole calls and starts are inserted up to `_INSERT_ROWS` rows per
+        statement, in order; an answer or end is written after the pending inserts if
+        its call is among them. Returns the steps refused (with why); the others are
+        part of the batch's transaction, durable once it commits. A database error
+        other than a constraint (disk, I/O) propagates: the batch rolls back.
+        """
+        with self.lock:
+            if not self._batching:
+                raise RuntimeError("CdrStore.apply runs inside batch()")
+            db, run_id = self.db, self.run_id
+            refused: list[tuple[Op, CdrError]] = []
+            rows: list[tuple[Any, ...]] = []
+            inserting: list[Op] = []
+            pending: set[str] = set()  # call ids of `rows`
+            for op in ops:
+                try:
+                    kind = op[0]
+                    if kind == "call":
+                        rows.append(_call_row(run_id, op))  # type: ignore[arg-type]
+                    elif kind == "start":
+                        rows.append(_start_row(run_id, op))  # type: ignore[arg-type]
+                    else:
+                        if op[1] in pending:  # its row first
+                            self._insert(rows, inserting, refused)
+                            rows, inserting = [], []
+                            pending.clear()
+                        if kind == "answer":
+                            self._apply_answer(db, op)  # type: ignore[arg-type]
+                        elif kind == "end":
+                            self._apply_end(db, op)  # type: ignore[arg-type]
+                        else:
+                            raise CdrError(f"no such CDR step: {kind!r}")
+                        continue
+                except CdrError as exc:
+                    refused.append((op, exc))
+                    continue
+                except sqlite3.IntegrityError as exc:  # a CHECK: the statement wrote nothing
+                    refused.append((op, CdrError(f"refused by the database: {exc}")))
+                    continue
+                except (TypeError, ValueError, IndexError) as exc:  # not an Op
+                    refused.append((op, CdrError(f"malformed CDR step: {exc!r}")))
+                    continue
+                inserting.append(op)
+                pending.add(op[1])
+            if rows:
+                self._insert(rows, inserting, refused)
+            return refused
+
+    def _insert(
+        self, rows: list[tuple[Any, ...]], ops: list[Op], refused: list[tuple[Op, CdrError]]
+    ) -> None:
+        """INSERT `rows` (checked), many per statement; a row the database refuses (a call
+        id already recorded) is reported in `refused` and the others are still written."""
+        db = self.db
+        done, count = 0, len(rows)
+        while done < count:
+            size = min(self._insert_rows, count - done)
+            slots = 1 << (size - 1).bit_length()
+            chunk = rows[done : done + size]
+            values = list(chain.from_iterable(chunk))
+            values += _NULLS[: (slots - size) * _INSERT_WIDTH]
+            try:
+                db.execute(_insert_rows_sql(slots), values)
+            except sqlite3.IntegrityError:  # the statement wrote nothing: row by row
+                for row, op in zip(chunk, ops[done : done + size], strict=True):
+                    try:
+                        db.execute(_insert_rows_sql(1), row)
+                    except sqlite3.IntegrityError as exc:
+                        refused.append((op, _refused_insert(row[0], exc)))
+            done += size
+
+    def _apply_answer(self, db: sqlite3.Connection, op: AnswerOp) -> None:
+        _, call_id, at = op
+        when = _epoch("answer time", at)
+        cur = db.execute(
+            "UPDATE calls SET answer_at = ?, answer_epoch = ? WHERE call_id = ? "
+            "AND answer_epoch IS NULL AND end_epoch IS NULL AND start_epoch <= ?",
+            (_iso(when), when, call_id, when),
+        )
+        if cur.rowcount != 1:  # say why, as answer() would
+            old = self._load(db, call_id)
+            if old.end is not None:
+                raise CdrError(f"call {call_id!r} has already ended")
+            if old.answer is not None:
+                raise CdrError(f"call {call_id!r} was already answered at {old.answer_iso}")
+            self._stamp("answer time", when, old.start)
+            raise CdrError(f"the answer of call {call_id!r} was not written")
+
+    def _apply_end(self, db: sqlite3.Connection, op: EndOp) -> None:
+        _, call_id, at, disposition, hangup_by, cause, status, extra = op
+        disp = _choice(_DISPOSITIONS, Disposition, "disposition", disposition)
+        by = _choice(_HANGUP_BYS, HangupBy, "hangup_by", hangup_by)
+        q850 = _int_in("cause", cause, 0, 127)
+        sip = _int_in("status", status, 100, 699)
+        more = _extra_data(extra)
+        when = _epoch("end time", at)
+        row = db.execute(
+            "SELECT start_epoch, answer_epoch, end_epoch, extra FROM calls WHERE call_id = ?",
+            (call_id,),
+        ).fetchone()
+        if row is None:
+            raise CdrError(f"no call with id {call_id!r}")
+        start, answer, end, old_extra = row
+        if end is not None:
+            raise CdrError(f"call {call_id!r} has already ended at {_iso(end)}")
+        if answer is not None and disp != "answered" and disp != "failed":
+            raise CdrError(
+                f"call {call_id!r} was answered; its disposition must be answered or failed"
+            )
+        if answer is None and disp == "answered":
+            raise CdrError(f"call {call_id!r} was never answered; disposition cannot be answered")
+        self._stamp("end time", when, start if answer is None else answer)
+        merged = more if old_extra == "{}" else {**json.loads(old_extra), **more}
+        db.execute(
+            "UPDATE calls SET end_at = ?, end_epoch = ?, disposition = ?, hangup_by = ?, "
+            "q850_cause = ?, sip_status = ?, extra = ? WHERE call_id = ?",
+            (_iso(when), when, disp, by, q850, sip, _extra_text(merged), call_id),
+        )
+
     def _stamp(self, field: str, at: Timestamp | None, earliest: float) -> float:
         """The time of a step: explicit times must not precede the call's previous step;
         clock times are clamped to it (a clock stepped back by NTP must not give a
@@ -459,49 +792,17 @@ class CdrStore:
         `callee_dialled` is the number as dialled; the number finally reached (after
         forwarding, hunting, queueing) is given to answer() or end().
         """
-        record = CallRecord(
-            call_id=_text("call_id", call_id, _MAX_ID, empty=False),
-            direction=_enum(Direction, "direction", direction),
-            caller_number=_text("caller_number", caller_number, _MAX_NUMBER),
-            caller_name=_opt_text("caller_name", caller_name, _MAX_NAME),
-            callee_dialled=_text("callee_dialled", callee_dialled, _MAX_NUMBER),
-            callee_reached=None,
-            caller_tech=_enum(Tech, "caller_tech", caller_tech),
-            callee_tech=None if callee_tech is None else _enum(Tech, "callee_tech", callee_tech),
-            start=self._now() if at is None else _epoch("start time", at),
-            answer=None,
-            end=None,
-            disposition=None,
-            hangup_by=None,
-            cause=None,
-            sip_status=None,
-            extra=_extra(extra),
-        )
+        row = _start_row(
+            self.run_id,
+            ("start", call_id, direction, caller_number, caller_name, callee_dialled,
+             caller_tech, callee_tech, self._now() if at is None else at, extra),
+        )  # fmt: skip
         try:
             with self._transaction() as db:
-                db.execute(
-                    "INSERT INTO calls (call_id, run_id, direction, caller_number, caller_name, "
-                    "callee_dialled, caller_tech, callee_tech, start_at, start_epoch, extra) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.call_id,
-                        self.run_id,
-                        record.direction.value,
-                        record.caller_number,
-                        record.caller_name,
-                        record.callee_dialled,
-                        record.caller_tech.value,
-                        None if record.callee_tech is None else record.callee_tech.value,
-                        record.start_iso,
-                        record.start,
-                        _dumps(record.extra),
-                    ),
-                )
+                db.execute(_insert_rows_sql(1), row)
         except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise CdrError(f"call id {call_id!r} is already recorded") from None
-            raise
-        return record
+            raise _refused_insert(call_id, exc) from None
+        return _inserted(row)
 
     def record_call(
         self,
@@ -526,74 +827,18 @@ class CdrStore:
         """A whole call that has already ended, in one INSERT: what `start`, `answer` and
         `end` would have written, with the same checks (a call shorter than the CDR
         writer's delay is recorded this way: one row write instead of three)."""
-        begin = _epoch("start time", start)
-        answered = None if answer is None else _epoch("answer time", answer)
-        finish = _epoch("end time", end)
-        if answered is not None and answered < begin:
-            raise CdrError(f"answer time {_iso(answered)} is before the start {_iso(begin)}")
-        if finish < (begin if answered is None else answered):
-            raise CdrError(f"end time {_iso(finish)} is before the call's previous step")
-        disp = _enum(Disposition, "disposition", disposition)
-        if answered is not None and disp not in (Disposition.ANSWERED, Disposition.FAILED):
-            raise CdrError(
-                f"call {call_id!r} was answered; its disposition must be answered or failed"
-            )
-        if answered is None and disp is Disposition.ANSWERED:
-            raise CdrError(f"call {call_id!r} was never answered; disposition cannot be answered")
-        record = CallRecord(
-            call_id=_text("call_id", call_id, _MAX_ID, empty=False),
-            direction=_enum(Direction, "direction", direction),
-            caller_number=_text("caller_number", caller_number, _MAX_NUMBER),
-            caller_name=_opt_text("caller_name", caller_name, _MAX_NAME),
-            callee_dialled=_text("callee_dialled", callee_dialled, _MAX_NUMBER),
-            callee_reached=_opt_text("callee_reached", callee_reached, _MAX_NUMBER),
-            caller_tech=_enum(Tech, "caller_tech", caller_tech),
-            callee_tech=None if callee_tech is None else _enum(Tech, "callee_tech", callee_tech),
-            start=begin,
-            answer=answered,
-            end=finish,
-            disposition=disp,
-            hangup_by=_enum(HangupBy, "hangup_by", hangup_by),
-            cause=_int_in("cause", cause, 0, 127),
-            sip_status=_int_in("status", status, 100, 699),
-            extra=_extra(extra),
-        )
+        row = _call_row(
+            self.run_id,
+            ("call", call_id, direction, caller_number, caller_name, callee_dialled,
+             callee_reached, caller_tech, callee_tech, start, answer, end, disposition,
+             hangup_by, cause, status, extra),
+        )  # fmt: skip
         try:
             with self._transaction() as db:
-                db.execute(
-                    "INSERT INTO calls (call_id, run_id, direction, caller_number, caller_name, "
-                    "callee_dialled, callee_reached, caller_tech, callee_tech, start_at, "
-                    "start_epoch, answer_at, answer_epoch, end_at, end_epoch, disposition, "
-                    "hangup_by, q850_cause, sip_status, extra) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.call_id,
-                        self.run_id,
-                        record.direction.value,
-                        record.caller_number,
-                        record.caller_name,
-                        record.callee_dialled,
-                        record.callee_reached,
-                        record.caller_tech.value,
-                        None if record.callee_tech is None else record.callee_tech.value,
-                        record.start_iso,
-                        record.start,
-                        record.answer_iso,
-                        record.answer,
-                        record.end_iso,
-                        record.end,
-                        disp.value,
-                        record.hangup_by.value if record.hangup_by else None,
-                        record.cause,
-                        record.sip_status,
-                        _dumps(record.extra),
-                    ),
-                )
+                db.execute(_insert_rows_sql(1), row)
         except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise CdrError(f"call id {call_id!r} is already recorded") from None
-            raise
-        return record
+            raise _refused_insert(call_id, exc) from None
+        return _inserted(row)
 
     def answer(
         self,

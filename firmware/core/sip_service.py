@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import resource
 import time
@@ -34,7 +33,7 @@ from firmware.system.certs import ensure_certificate, server_context
 
 from .analog_bus import AnalogBinding, AnalogBindingQuery
 from .causes import cause_for_sip_status
-from .cdr import CdrStore, disposition_for
+from .cdr import CallOp, CdrStore, EndOp, StartOp, disposition_for
 from .cdr_writer import CdrWriter
 from .features import FeatureStore
 from .routing import ExtensionRouter
@@ -55,57 +54,6 @@ class _Unwritten:
     answer: float | None = None
 
 
-def _record_call(
-    call_id: str,
-    call: _Unwritten,
-    end: float,
-    disposition: str,
-    by: str,
-    cause: int,
-    status: int | None,
-    media: dict[str, object],
-    store: CdrStore,
-) -> object:
-    return store.record_call(
-        call_id,
-        direction="internal",
-        caller_number=call.caller.number,
-        caller_name=call.caller.display,
-        callee_dialled=call.dialled,
-        caller_tech="sip",
-        callee_tech="sip",
-        start=call.start,
-        answer=call.answer,
-        end=end,
-        disposition=disposition,
-        hangup_by=by,
-        cause=cause,
-        status=status,
-        extra={"media": media},
-    )
-
-
-def _end_call(
-    call_id: str,
-    at: float,
-    disposition: str,
-    by: str,
-    cause: int,
-    status: int | None,
-    media: dict[str, object],
-    store: CdrStore,
-) -> object:
-    return store.end(
-        call_id,
-        at,
-        disposition=disposition,
-        hangup_by=by,
-        cause=cause,
-        status=status,
-        extra={"media": media},
-    )
-
-
 class CdrLog:
     """B2BUA call events -> durable CDRs through a `CdrWriter` (group commit off the loop).
 
@@ -115,7 +63,8 @@ class CdrLog:
     one has its start (and answer) queued when ``defer`` is up, and its end when it
     ends. So a call is committed at most ``defer`` + one writer batch after it starts.
     A step the writer's queue cannot take is logged in full instead (drop-to-log), so
-    overload never blocks the loop and never loses a CDR silently.
+    overload never blocks the loop and never loses a CDR silently. Steps go to the writer
+    as tuples (`firmware.core.cdr.Op`), the least the loop can build per step.
     """
 
     def __init__(
@@ -165,22 +114,15 @@ class CdrLog:
 
     def _write_start(self, call_id: str, call: _Unwritten) -> None:
         caller, dialled, at = call.caller, call.dialled, call.start
-        if not self.writer.submit(
-            lambda store: store.start(
-                call_id,
-                at=at,
-                direction="internal",
-                caller_number=caller.number,
-                caller_name=caller.display,
-                callee_dialled=dialled,
-                caller_tech="sip",
-                callee_tech="sip",
-            )
-        ):
+        start: StartOp = (
+            "start", call_id, "internal", caller.number, caller.display, dialled, "sip", "sip",
+            at, None,
+        )  # fmt: skip
+        if not self.writer.submit(start):
             self._dropped("start", call_id=call_id, caller=caller.number, dialled=dialled, at=at)
 
     def _write_answer(self, call_id: str, at: float) -> None:
-        if not self.writer.submit(lambda store: store.answer(call_id, at)):
+        if not self.writer.submit(("answer", call_id, at)):
             self._dropped("answer", call_id=call_id, at=at)
 
     def answered(self, call_id: str) -> None:
@@ -197,7 +139,7 @@ class CdrLog:
     ) -> None:
         answered = call_id in self._answered
         self._answered.discard(call_id)
-        by = {"caller": "caller", "callee": "callee"}.get(hangup_by, "box")
+        by = hangup_by if hangup_by in ("caller", "callee") else "box"
         abandoned = status == 487 and by == "caller"  # the caller hung up while it rang
         if answered or abandoned or status is None or status < 300:
             cause = 16
@@ -206,13 +148,16 @@ class CdrLog:
         disposition = disposition_for(cause, answered=answered, hangup_by=by)
         at = self._now()
         call = self._unwritten.pop(call_id, None)
-        step: Callable[[CdrStore], object]
+        step: CallOp | EndOp
         if call is not None:  # the whole call in one row
-            step = functools.partial(
-                _record_call, call_id, call, at, disposition, by, cause, status, media
-            )
+            caller = call.caller
+            step = (
+                "call", call_id, "internal", caller.number, caller.display, call.dialled, None,
+                "sip", "sip", call.start, call.answer, at, disposition, by, cause, status,
+                {"media": media},
+            )  # fmt: skip
         else:
-            step = functools.partial(_end_call, call_id, at, disposition, by, cause, status, media)
+            step = ("end", call_id, at, disposition, by, cause, status, {"media": media})
         if not self.writer.submit(step):
             self._dropped(
                 "end", call_id=call_id, disposition=str(disposition), hangup_by=by,
