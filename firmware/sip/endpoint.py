@@ -51,6 +51,9 @@ from firmware.sip.txn_events import (
 
 log = logging.getLogger(__name__)
 
+#: How late transaction timers may fire (RFC 3261 timers are 0.5 s and up), so that
+#: the thousands of deadlines a second of a busy box share wake-ups of the loop.
+TIMER_SLACK = 0.005
 _MAX_QUEUED_PROVISIONALS = 16  # an iterator nobody reads must not grow without bound
 
 
@@ -479,10 +482,12 @@ class SipEndpoint:
             return
         if self._timer is not None:
             if self._timer_at <= deadline:
-                return
+                return  # the wake-up already set serves this deadline too
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = loop.call_later(max(0.0, deadline - self._clock()), self._on_timer)
+        # TIMER_SLACK late: the deadlines of that window are served by the same wake-up
+        delay = max(0.0, deadline - self._clock()) + TIMER_SLACK
+        self._timer = loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -852,15 +852,28 @@ class OriginManager:
 
     def stamp(self, sdp: SessionDescription) -> SessionDescription:
         """Put the box's o= line on ``sdp`` (in place; returned for chaining)."""
-        sdp.origin = Origin(
+        self._stamp(sdp)
+        return sdp
+
+    def render(self, sdp: SessionDescription) -> bytes:
+        """`stamp` ``sdp`` and return its body: the lines are built once for both."""
+        lines = self._stamp(sdp)
+        lines[1] = f"o={sdp.origin}"
+        return (CRLF.join(lines) + CRLF).encode("utf-8")
+
+    def _stamp(self, sdp: SessionDescription) -> list[str]:
+        """Stamp; returns ``sdp``'s lines with the o= version blanked."""
+        o = sdp.origin = Origin(
             self.username, self.session_id, self.version, self.address, self.addrtype
         )
-        fingerprint = _fingerprint(sdp)
+        lines = sdp.lines()
+        lines[1] = f"o={o.username} {o.session_id} - {o.nettype} {o.addrtype} {o.address}"
+        fingerprint = "\n".join(lines)
         if self._last is not None and fingerprint != self._last:
             self.version += 1
-            sdp.origin.session_version = self.version
+            o.session_version = self.version
         self._last = fingerprint
-        return sdp
+        return lines
 
 
 # --------------------------------------------------------------------------- codecs

@@ -798,10 +798,10 @@ class B2BUA:
             transform(sdp)
         port_side = out_port_side or side.other
         ports = [relay.port(port_side)] + [0] * (len(sdp.media) - 1)
-        out = rewrite_for_anchor(sdp, self.media_address, ports, origin)
+        out = rewrite_for_anchor(sdp, self.media_address, ports)
         for extra in out.media[1:]:  # one anchored stream per call; others declined
             extra.port = 0
-        return out.to_bytes()
+        return origin.render(out)
 
     def _join_room(self, call: Call, codec: tuple[int, str]) -> None:
         """The box answers a conference-room call itself; the caller stays until BYE."""

@@ -126,10 +126,11 @@ def answer_to_caller(
 
 
 def _settings(media: Media) -> LegSettings:
-    codecs = [c for c in media_codecs(media) if c.name.lower() != "telephone-event"]
+    every = media_codecs(media)
+    codecs = [c for c in every if c.name.lower() != "telephone-event"]
     if not codecs or codecs[0].pt is None:
         raise MediaRefused("the answer names no codec")
-    events = next((c.pt for c in media_codecs(media) if c.name.lower() == "telephone-event"), None)
+    events = next((c.pt for c in every if c.name.lower() == "telephone-event"), None)
     return LegSettings(codecs[0].name.upper(), codecs[0].pt, media.ptime or 20, events)
 
 
