@@ -68,7 +68,6 @@ _FMTP_RE = re.compile(r"(\S{1,64})(?: (.*))?")
 _PTIME_RE = re.compile(r"[0-9]{1,5}(?:\.[0-9]{1,3})?")
 _RTCP_RE = re.compile(rf"([0-9]{{1,5}})(?: ({_TOKEN}) ({_TOKEN}) ([!-~]{{1,255}}))?")
 _CRYPTO_RE = re.compile(r"[0-9]{1,9} \S+ \S+(?: .*)?")
-_BLANKS_RE = re.compile(r"[ \t]+")
 _SESSION_TYPES = frozenset("vosiuepcbtrzka")
 _MEDIA_TYPES = frozenset("icbka")
 
@@ -400,7 +399,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.lineno = 0
-        self.seen: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
         self.origin: Origin | None = None
         self.sdp = SessionDescription(origin=Origin("-", "0", 0, "0.0.0.0"), times=[])
         self.media: Media | None = None
@@ -446,7 +445,7 @@ class _Parser:
         return self.finish()
 
     def once(self, letter: str, scope: str = "session") -> None:
-        key = f"{scope}:{letter}"
+        key = (scope, letter)
         if key in self.seen:
             raise self.fail(f"more than one {letter}= line at {scope} level")
         self.seen.add(key)
@@ -492,9 +491,8 @@ class _Parser:
     def media_line(self, media: Media, letter: str, value: str) -> None:
         if letter not in _MEDIA_TYPES:
             raise self.fail(f"{letter}= line not allowed in a media section")
-        scope = f"media {len(self.sdp.media)}"
         if letter in "ick":
-            self.once(letter, scope)
+            self.once(letter, f"media {len(self.sdp.media)}")
         if letter == "i":
             media.title = value
         elif letter == "c":
@@ -524,8 +522,9 @@ class _Parser:
             raise self.fail(f"more than {MAX_FORMATS} formats on m=")
         if not formats and port != 0:
             raise self.fail("m= without formats")
+        rtp = _is_rtp_proto(proto)
         for fmt in formats:
-            if _is_rtp_proto(proto):
+            if rtp:
                 self.number(fmt, "RTP payload type", 127)
             elif not _TOKEN_RE.fullmatch(fmt):
                 raise self.fail("bad format in m=")
@@ -582,9 +581,12 @@ class _Parser:
         return Timing(self.number(fields[0], "t= start"), self.number(fields[1], "t= stop"))
 
     def number(self, text: str, what: str, maximum: int = 2**64 - 1) -> int:
-        if not _DIGITS_RE.fullmatch(text) or int(text) > maximum:
-            raise self.fail(f"bad {what} {text[:20]!r}")
-        return int(text)
+        # ASCII digits only (str.isdigit alone takes "²" and other Unicode digits)
+        if 0 < len(text) <= 20 and text.isascii() and text.isdigit():
+            value = int(text)
+            if value <= maximum:
+                return value
+        raise self.fail(f"bad {what} {text[:20]!r}")
 
     def finish(self) -> SessionDescription:
         if self.origin is None:
@@ -601,7 +603,9 @@ class _Parser:
 
 def _fields(value: str) -> list[str]:
     """Space-separated fields; runs of blanks (a common slip) count as one."""
-    return [f for f in _BLANKS_RE.split(value) if f]
+    if "\t" in value:
+        value = value.replace("\t", " ")
+    return [f for f in value.split(" ") if f]
 
 
 def _is_rtp_proto(proto: str) -> bool:
@@ -618,7 +622,9 @@ def _check_attribute(attribute: Attribute) -> None:
         check(attribute.value)
 
 
+@functools.lru_cache(maxsize=512)
 def _parse_rtpmap(value: str) -> RtpMap:
+    """Cached: every call brings the same few rtpmap lines (RtpMap is immutable)."""
     match = _RTPMAP_RE.fullmatch(value)
     if match is None or int(match[1]) > 127:
         raise SdpError(f"malformed a=rtpmap:{value[:40]}")
@@ -764,8 +770,10 @@ def rewrite_for_anchor(
     origin: OriginManager | None = None,
     *,
     strip_ice: bool = True,
+    in_place: bool = False,
 ) -> SessionDescription:
-    """A copy of ``sdp`` that points every stream at the box's relay.
+    """A copy of ``sdp`` (``sdp`` itself with ``in_place``) that points every stream at
+    the box's relay.
 
     ``ports`` has one RTP port per m= line (RTCP is port + 1). Rejected streams
     (port 0) stay rejected whatever is passed for them. Codecs, direction, crypto and
@@ -778,19 +786,25 @@ def rewrite_for_anchor(
     if len(ports) != len(sdp.media):
         raise ValueError(f"{len(ports)} ports for {len(sdp.media)} media sections")
     addrtype = _addrtype(address)
-    out = sdp.copy()
-    out.connection = Connection(address, addrtype)
-    for media, original, port in zip(out.media, sdp.media, ports, strict=True):
+    for port in ports:
         if not 0 <= port <= 65_535:
             raise ValueError(f"bad port {port}")
+    # what the rewrite depends on, read before anything is changed (in place: the same)
+    facts = []
+    for original in sdp.media:
         conn = effective_connection(sdp, original)
-        if original.port != 0 and conn is not None and conn.is_null:
-            set_direction(media, held(direction(original, sdp)))
+        hold = original.port != 0 and conn is not None and conn.is_null
+        facts.append((original.port, held(direction(original, sdp)) if hold else None))
+    out = sdp if in_place else sdp.copy()
+    out.connection = Connection(address, addrtype)
+    for media, (original_port, hold_direction), port in zip(out.media, facts, ports, strict=True):
+        if hold_direction is not None:
+            set_direction(media, hold_direction)
         if media.connection is not None:
             media.connection = Connection(address, addrtype)
-        media.port = 0 if original.port == 0 else port
+        media.port = 0 if original_port == 0 else port
         media.port_count = None
-        rtcp = original.rtcp
+        rtcp = media.rtcp
         if rtcp is not None and media.port == 0:
             media.remove("rtcp")
         elif rtcp is not None:

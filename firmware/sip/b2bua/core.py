@@ -349,6 +349,7 @@ class B2BUA:
                 transform=lambda sdp: offer_to_callee(call.media, sdp),
                 # the policy edits the offer: a copy, the caller's stays as it came
                 parsed=caller_offer.copy() if media.shapes_sdp and caller_offer else caller_offer,
+                owned=media.shapes_sdp,
             )
         except SdpError as exc:
             log.info("unusable SDP offer", extra={"error": str(exc), "source": str(peer)})
@@ -775,17 +776,19 @@ class B2BUA:
         out_port_side: Side | None = None,
         transform: Callable[[SessionDescription], object] | None = None,
         parsed: SessionDescription | None = None,
+        owned: bool = False,
     ) -> bytes:
         """Record the sender's media address in the relay (on its ``side``); return the
         SDP for the other party, pointing at the relay port of the other side.
 
         ``relay``/``out_port_side`` override the call's relay and the port offered (a
-        transfer offers a port of another call's relay)."""
+        transfer offers a port of another call's relay). ``parsed`` is ``body`` parsed
+        already, left as it is unless ``owned`` (then it is rewritten in place)."""
         if not body:
             return b""
         relay = relay or call.relay
         side = side or (source.side if source is not None else Side.A)
-        sdp = parsed if parsed is not None else parse_sdp(body)  # parsed: not modified
+        sdp = parsed if parsed is not None else parse_sdp(body)
         if not sdp.media:
             raise SdpError("no media")
         rtp = rtp_address(sdp, 0)
@@ -798,7 +801,8 @@ class B2BUA:
             transform(sdp)
         port_side = out_port_side or side.other
         ports = [relay.port(port_side)] + [0] * (len(sdp.media) - 1)
-        out = rewrite_for_anchor(sdp, self.media_address, ports)
+        in_place = parsed is None or owned
+        out = rewrite_for_anchor(sdp, self.media_address, ports, in_place=in_place)
         for extra in out.media[1:]:  # one anchored stream per call; others declined
             extra.port = 0
         return origin.render(out)
