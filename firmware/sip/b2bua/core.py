@@ -1088,12 +1088,15 @@ class B2BUA:
 
     def bye(self, leg: CallLeg) -> None:
         """BYE the party — after the ACK of a 2xx the box still resends to it (§15)."""
-        if leg.dialog is None:
+        dialog = leg.dialog
+        if dialog is None:
             return
-        if leg.unacked_2xx is not None:
-            key = leg.key
-            assert key is not None
-            self._awaiting_ack[key] = leg
+        if leg.unacked_2xx is None:  # the usual case: at once, and nobody needs the 200
+            self.endpoint.start_request(dialog.request("BYE"), dialog.peer)
+            return
+        key = leg.key
+        assert key is not None
+        self._awaiting_ack[key] = leg
         task = asyncio.create_task(self._bye(leg))
         task.add_done_callback(_log_failure)
 
