@@ -147,7 +147,8 @@ class ClientTransaction:
         self.txn = txn
         self.request = request
         self.peer = peer
-        self._final: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        loop = endpoint._loop or asyncio.get_running_loop()
+        self._final: asyncio.Future[Response] = loop.create_future()
         self._on_provisional = on_provisional
         self._queue: deque[Response] = deque()
         self._wakeup: asyncio.Future[None] | None = None

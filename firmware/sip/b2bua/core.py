@@ -115,6 +115,16 @@ class B2BUA:
             open_relay if open_relay is not None else RelaySession.open
         )
         self._relay_in_process = open_relay is None  # can be handed over to a bridge
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, looked up once (`asyncio.get_running_loop` is a getpid
+        system call each time, and the call path asks for it a dozen times)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     @property
     def active_calls(self) -> int:
@@ -142,7 +152,7 @@ class B2BUA:
             self.endpoint.respond(txn, request.make_response(plan, to_tag=new_tag()))
             return
         self.stats["calls"] += 1
-        task = asyncio.create_task(
+        task = self.loop.create_task(
             self._start(txn, request, peer, caller, dialled, plan, a_timer, a_timer_headers)
         )
         task.add_done_callback(_log_failure)
@@ -177,12 +187,12 @@ class B2BUA:
         elif method == "PRACK":
             self.endpoint.respond(txn, request.make_response(481))
         elif self.moh is not None and self.moh.wants(call, leg, request):
-            task = asyncio.create_task(self.moh.handle(txn, call, leg, request))
+            task = self.loop.create_task(self.moh.handle(txn, call, leg, request))
             task.add_done_callback(_log_failure)
         elif self._is_refresh(request, leg):
             self._answer_refresh(txn, request, leg)
         elif method in FORWARDED_IN_DIALOG:
-            task = asyncio.create_task(self._forward(call, leg, txn, request))
+            task = self.loop.create_task(self._forward(call, leg, txn, request))
             task.add_done_callback(_log_failure)
         else:
             self.endpoint.respond(txn, request.make_response(501))
@@ -263,9 +273,7 @@ class B2BUA:
             return
         if leg.retransmit is not None:
             leg.retransmit.cancel()
-        leg.retransmit = asyncio.get_running_loop().call_later(
-            T1, self._resend_2xx, call, leg, response, T1, 0.0
-        )
+        leg.retransmit = self.loop.call_later(T1, self._resend_2xx, call, leg, response, T1, 0.0)
 
     # -- call setup -----------------------------------------------------------------------
 
@@ -424,15 +432,15 @@ class B2BUA:
         if len(branches) == 1:
             return await self._ring_one(call, branches[0], timeout, on_provisional)
         tasks = {
-            asyncio.create_task(self._run_branch(call, b, on_provisional)): b for b in branches
+            self.loop.create_task(self._run_branch(call, b, on_provisional)): b for b in branches
         }
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = self.loop.time() + timeout
         statuses: list[int] = []
         winner: tuple[Branch, Response] | None = None
         pending = set(tasks)
         try:
             while pending and winner is None:
-                remaining = deadline - asyncio.get_running_loop().time()
+                remaining = deadline - self.loop.time()
                 if remaining <= 0:
                     break
                 done, pending = await asyncio.wait(
@@ -482,7 +490,7 @@ class B2BUA:
             if branch.handle is not None:
                 self.endpoint.cancel(branch.handle)
 
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        timer = self.loop.call_later(timeout, expire)
         try:
             final = await self._run_branch(call, branch, on_provisional)
         finally:
@@ -544,7 +552,7 @@ class B2BUA:
         prack = early.request(
             "PRACK", headers=[("RAck", f"{rseq} {branch.invite.cseq.number} INVITE")]
         )
-        task = asyncio.create_task(self.endpoint.request(prack, early.peer))
+        task = self.loop.create_task(self.endpoint.request(prack, early.peer))
         task.add_done_callback(_log_failure)
 
     def _provisional_to_a(self, call: Call, branch: Branch, response: Response) -> None:
@@ -578,7 +586,7 @@ class B2BUA:
         call.prack_done.clear()
         call.pending_sdp_provisional = bool(body)
         response = self._respond_a(call, status, body, headers)
-        task = asyncio.create_task(self._retransmit_reliable(call, response))
+        task = self.loop.create_task(self._retransmit_reliable(call, response))
         task.add_done_callback(_log_failure)
 
     async def _retransmit_reliable(self, call: Call, response: Response) -> None:
@@ -675,7 +683,7 @@ class B2BUA:
         if self.call_log is not None:
             self.call_log.answered(call.id)
         if call.pending_sdp_provisional and not call.prack_done.is_set():
-            task = asyncio.create_task(self._answer_a_after_prack(call, body, a_timer_headers))
+            task = self.loop.create_task(self._answer_a_after_prack(call, body, a_timer_headers))
             task.add_done_callback(_log_failure)
         else:  # at once: a CANCEL arriving now must find the caller answered, not 487 it
             self._answer_a(call, body, a_timer_headers)
@@ -725,7 +733,7 @@ class B2BUA:
             dialog = Dialog.as_uac(invite, ok, peer)
             self.endpoint.send_stateless(dialog.ack(invite.cseq.number), peer)
             bye = dialog.request("BYE")
-            task = asyncio.create_task(self.endpoint.request(bye, peer))
+            task = self.loop.create_task(self.endpoint.request(bye, peer))
             task.add_done_callback(_log_failure)
 
     def _resend_2xx(
@@ -740,7 +748,7 @@ class B2BUA:
         if waited < 64 * T1:
             self.endpoint.send_stateless(ok, leg.peer)
             interval = min(interval * 2, T2)
-            leg.retransmit = asyncio.get_running_loop().call_later(
+            leg.retransmit = self.loop.call_later(
                 interval, self._resend_2xx, call, leg, ok, interval, waited
             )
             return
@@ -999,7 +1007,7 @@ class B2BUA:
                 self.bye(leg)
                 self._forget_detached(leg)
 
-        task = asyncio.create_task(expire())
+        task = self.loop.create_task(expire())
         task.add_done_callback(_log_failure)
         leg.tasks.append(task)
 
@@ -1022,9 +1030,7 @@ class B2BUA:
             leg.timer_handle.cancel()
         wait = timer.expire_after if timer.refresher is st.Refresher.PEER else timer.refresh_after
         delay = max(0.0, leg.last_refresh + wait - time.monotonic())
-        leg.timer_handle = asyncio.get_running_loop().call_later(
-            delay, self._leg_timer_fired, call, leg
-        )
+        leg.timer_handle = self.loop.call_later(delay, self._leg_timer_fired, call, leg)
 
     def _leg_timer_fired(self, call: Call, leg: CallLeg) -> None:
         """Refresh (or probe) the leg, or end the call when its peer stopped refreshing."""
@@ -1042,7 +1048,7 @@ class B2BUA:
         if time.monotonic() < leg.last_refresh + timer.refresh_after:
             self._watch(call, leg)  # refreshed meanwhile by a forwarded re-INVITE/UPDATE
             return
-        task = asyncio.create_task(self._refresh_leg(call, leg, timer))
+        task = self.loop.create_task(self._refresh_leg(call, leg, timer))
         task.add_done_callback(_log_failure)
         leg.tasks.append(task)
 
@@ -1097,7 +1103,7 @@ class B2BUA:
         key = leg.key
         assert key is not None
         self._awaiting_ack[key] = leg
-        task = asyncio.create_task(self._bye(leg))
+        task = self.loop.create_task(self._bye(leg))
         task.add_done_callback(_log_failure)
 
     async def _bye(self, leg: CallLeg) -> None:
