@@ -92,9 +92,13 @@ def test_rfc4733_digits_cross_the_box(box: Daemon) -> None:
         b.close()
 
 
-def test_srtp_on_one_leg_plain_rtp_on_the_other(box: Daemon, tmp_path: Path) -> None:
-    a = phone(box, "101", srtp=True)  # RTP/SAVP with SDES keys, mandatory
-    b = phone(box, "201", auto_answer=True)  # plain RTP
+def tone_crosses(
+    box: Daemon, tmp_path: Path, caller: dict[str, object], callee: dict[str, object]
+) -> dict[str, object]:
+    """101 (``caller`` options) calls 201 (``callee`` options, auto-answering) with a
+    1 kHz tone that must be heard at 201; the call's CDR media figures."""
+    a = phone(box, "101", **caller)
+    b = phone(box, "201", auto_answer=True, **callee)
     try:
         recorded = call_with_tone(box, tmp_path, a, b)
     finally:
@@ -102,22 +106,18 @@ def test_srtp_on_one_leg_plain_rtp_on_the_other(box: Daemon, tmp_path: Path) -> 
         b.close()
     freq, peak = dominant_frequency(recorded)
     assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
-    quality = media_of_last_call(box)["quality"]
+    return media_of_last_call(box)
+
+
+def test_srtp_on_one_leg_plain_rtp_on_the_other(box: Daemon, tmp_path: Path) -> None:
+    # 101: RTP/SAVP with SDES keys, mandatory; 201: plain RTP
+    quality = tone_crosses(box, tmp_path, {"srtp": True}, {})["quality"]
     assert isinstance(quality, dict)
     assert quality["a"]["srtp"] and not quality["b"]["srtp"], quality
 
 
 def test_transcoding_pcmu_to_pcma(box: Daemon, tmp_path: Path) -> None:
-    a = phone(box, "101", codecs="PCMU")
-    b = phone(box, "201", auto_answer=True, codecs="PCMA")
-    try:
-        recorded = call_with_tone(box, tmp_path, a, b)
-    finally:
-        a.close()
-        b.close()
-    freq, peak = dominant_frequency(recorded)
-    assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
-    quality = media_of_last_call(box)["quality"]
+    quality = tone_crosses(box, tmp_path, {"codecs": "PCMU"}, {"codecs": "PCMA"})["quality"]
     assert isinstance(quality, dict)
     assert (quality["a"]["codec"], quality["b"]["codec"]) == ("PCMU", "PCMA"), quality
 
@@ -127,15 +127,6 @@ def test_one_law_caller_stays_on_the_relay_when_the_callee_speaks_it(
 ) -> None:
     """The box offers the callee both laws, the callee answers the caller's: no
     transcoding, the pass-through relay carries the call (no bridge quality figures)."""
-    a = phone(box, "101", codecs="PCMU")
-    b = phone(box, "201", auto_answer=True)  # PCMU and PCMA
-    try:
-        recorded = call_with_tone(box, tmp_path, a, b)
-    finally:
-        a.close()
-        b.close()
-    freq, peak = dominant_frequency(recorded)
-    assert peak > 2000 and abs(freq - 1000) < 60, (freq, peak)
-    media = media_of_last_call(box)
+    media = tone_crosses(box, tmp_path, {"codecs": "PCMU"}, {})  # 201: PCMU and PCMA
     assert "quality" not in media, media
     assert int(media["rtp_a_to_b_packets"]) > 100, media  # type: ignore[call-overload]
