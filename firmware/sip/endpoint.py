@@ -29,9 +29,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+from firmware.sip.fields import Via, parse_sent_by, parse_vias
 from firmware.sip.hop import make_cancel, new_branch
 from firmware.sip.message import Request, Response
 from firmware.sip.peer import Peer, Transport
+from firmware.sip.syntax import Params
 from firmware.sip.timers import TimerConfig
 from firmware.sip.transaction import TransactionLayer
 from firmware.sip.transport import SipTransport, TransportOptions
@@ -225,6 +227,7 @@ class SipEndpoint:
         self._clients: dict[TxnId, ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._sent_by: dict[str, tuple[str, str, int | None]] = {}  # our Via prefixes, parsed
 
     # ------------------------------------------------------------- lifecycle
     @property
@@ -391,9 +394,22 @@ class SipEndpoint:
         self.transport.send(message.to_bytes(), peer)
 
     def add_via(self, request: Request, transport: Transport) -> str:
-        """Prepend our Via (with ``;rport``) for ``transport``; returns the new branch."""
+        """Prepend our Via (with ``;rport``) for ``transport``; returns the new branch.
+
+        On a request that had none (all the box builds), the parsed Via is stored with
+        it, so the transaction layer and the B2BUA do not parse back what we just wrote.
+        """
         branch = new_branch()
-        request.headers.prepend("Via", f"{self.via_prefix(transport)};branch={branch};rport")
+        prefix = self.via_prefix(transport)
+        headers = request.headers
+        first = "Via" not in headers
+        headers.prepend("Via", f"{prefix};branch={branch};rport")
+        if first:
+            sent_by = self._sent_by.get(prefix)
+            if sent_by is None:
+                sent_by = self._sent_by[prefix] = parse_sent_by(prefix)
+            params = Params([("branch", branch), ("rport", None)])
+            headers._prime("via", parse_vias, (Via(*sent_by, params),))
         return branch
 
     def via_prefix(self, transport: Transport) -> str:
