@@ -53,9 +53,13 @@ from firmware.sip.txn_events import (
 
 log = logging.getLogger(__name__)
 
-#: How late transaction timers may fire (RFC 3261 timers are 0.5 s and up), so that
-#: the thousands of deadlines a second of a busy box share wake-ups of the loop.
+#: How late transaction timers may fire, at most and as a fraction of T1 (5 ms with the
+#: RFC's 500 ms), so that the thousands of deadlines a second of a busy box share
+#: wake-ups of the loop. A retransmission timer re-arms from its late firing, so the
+#: slack adds up over one transaction's doublings: with T1/100, Timer A's six
+#: retransmissions still all fall before Timer B.
 TIMER_SLACK = 0.005
+TIMER_SLACK_T1 = 0.01
 _MAX_QUEUED_PROVISIONALS = 16  # an iterator nobody reads must not grow without bound
 
 
@@ -503,7 +507,9 @@ class SipEndpoint:
             self._timer.cancel()
         self._timer_at = deadline
         # TIMER_SLACK late: the deadlines of that window are served by the same wake-up
-        delay = max(0.0, deadline - self._clock()) + TIMER_SLACK
+        delay = max(0.0, deadline - self._clock()) + min(
+            TIMER_SLACK, self.config.timers.t1 * TIMER_SLACK_T1
+        )
         self._timer = loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
