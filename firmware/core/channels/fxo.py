@@ -92,12 +92,14 @@ class FxoChannel:
 
     # --- line events ---------------------------------------------------------------------
 
-    def audio(self, samples: Samples) -> None:
-        """One frame of the line's audio: caller ID while on-hook, clearing tones when seized."""
+    def audio(self, samples: Samples, *, quiet: bool = False) -> None:
+        """One frame of the line's audio: caller ID while on-hook, clearing tones when seized.
+        ``quiet``: digital silence, the same constant array every time (see `quiet`)."""
         if self.state in (FxoState.IDLE, FxoState.RINGING):
             if self._cid is None:
                 self._cid = CallerIdReceiver(self.profile.caller_id.method)
-            for cid in self._cid.feed(samples):
+            feed = self._cid.feed_quiet if quiet else self._cid.feed
+            for cid in feed(samples):
                 if cid.number:
                     self.caller_id(cid.number)
         elif self.detect_clearing_tones and self.state in (
@@ -113,14 +115,7 @@ class FxoChannel:
     def quiet(self, silence: Samples) -> None:
         """One frame of digital silence, ``silence`` being the same constant array every
         time: as ``audio``, but once caller-ID reception has settled it costs nothing."""
-        if self.state in (FxoState.IDLE, FxoState.RINGING):
-            if self._cid is None:
-                self._cid = CallerIdReceiver(self.profile.caller_id.method)
-            for cid in self._cid.feed_quiet(silence):
-                if cid.number:
-                    self.caller_id(cid.number)
-        else:
-            self.audio(silence)
+        self.audio(silence, quiet=True)
 
     def caller_id(self, number: str) -> None:
         if self.state not in (FxoState.IDLE, FxoState.RINGING):
