@@ -767,7 +767,6 @@ def rewrite_for_anchor(
     sdp: SessionDescription,
     address: str,
     ports: Sequence[int],
-    origin: OriginManager | None = None,
     *,
     strip_ice: bool = True,
     in_place: bool = False,
@@ -779,9 +778,9 @@ def rewrite_for_anchor(
     (port 0) stay rejected whatever is passed for them. Codecs, direction, crypto and
     unknown attributes are kept. An RFC 2543 ``c=0.0.0.0`` hold is turned into the
     matching direction, since replacing the address would otherwise lose the hold.
-    ICE attributes are dropped (see `ICE_ATTRIBUTES`). With ``origin`` the o= line
-    becomes the box's own for that leg, its version bumped only if the SDP changed;
-    without it only the o= address is replaced (it would leak an internal address).
+    ICE attributes are dropped (see `ICE_ATTRIBUTES`). Only the o= address is replaced
+    (it would leak an internal address): `OriginManager.render` then makes the o= line
+    the box's own for that leg.
     """
     if len(ports) != len(sdp.media):
         raise ValueError(f"{len(ports)} ports for {len(sdp.media)} media sections")
@@ -816,11 +815,8 @@ def rewrite_for_anchor(
             media.remove(*ICE_ATTRIBUTES)
     if strip_ice:
         out.remove(*ICE_ATTRIBUTES)
-    if origin is not None:
-        origin.stamp(out)
-    else:
-        out.origin.address = address
-        out.origin.addrtype = addrtype
+    out.origin.address = address  # the peer's would leak; `OriginManager` stamps the box's
+    out.origin.addrtype = addrtype
     return out
 
 

@@ -149,19 +149,19 @@ def test_hold_and_resume_directions() -> None:
 def test_origin_version_moves_only_when_the_sdp_changes() -> None:
     origin = OriginManager(BOX, session_id=123456)
     offer = parse_sdp(SAMPLES["baresip"])
-    first = rewrite_for_anchor(offer, BOX, [20000], origin)
+    first = origin.stamp(rewrite_for_anchor(offer, BOX, [20000]))
     assert str(first.origin) == f"skillepunkt 123456 1 IN IP4 {BOX}"
     # Re-sending the same description (refresh, retransmission) keeps the version.
-    assert rewrite_for_anchor(offer, BOX, [20000], origin).origin.session_version == 1
+    assert origin.stamp(rewrite_for_anchor(offer, BOX, [20000])).origin.session_version == 1
     # The peer's own o= version changing does not matter; content does.
     offer.origin.session_version += 5
-    assert rewrite_for_anchor(offer, BOX, [20000], origin).origin.session_version == 1
+    assert origin.stamp(rewrite_for_anchor(offer, BOX, [20000])).origin.session_version == 1
     set_direction(offer.media[0], "sendonly")
-    held_out = rewrite_for_anchor(offer, BOX, [20000], origin)
+    held_out = origin.stamp(rewrite_for_anchor(offer, BOX, [20000]))
     assert held_out.origin.session_version == 2
     assert held_out.origin.session_id == "123456"
     set_direction(offer.media[0], "sendrecv")
-    assert rewrite_for_anchor(offer, BOX, [20000], origin).origin.session_version == 3
+    assert origin.stamp(rewrite_for_anchor(offer, BOX, [20000])).origin.session_version == 3
 
 
 def test_origin_random_session_ids_differ() -> None:
