@@ -96,3 +96,18 @@ class PjPhone:
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
+
+
+def tone_call(
+    caller: PjPhone, callee: PjPhone, uri: str, tone: Path, recorded: Path, talk: float
+) -> None:
+    """``caller`` plays ``tone`` into a call to ``uri`` that ``callee`` (auto-answering)
+    records to ``recorded``; after ``talk`` seconds the caller hangs up. The recording
+    is complete once the callee saw the hang-up."""
+    caller.send("play", wav=str(tone))
+    callee.send("record", wav=str(recorded))
+    caller.send("call", uri=uri)
+    caller.wait_for("call_state", state="CONFIRMED")
+    time.sleep(talk)
+    caller.send("hangup")
+    callee.wait_for("call_state", state="DISCONNECTED")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from peers.audio import dominant_frequency, frequencies_heard, tone_wav
 from peers.box import Daemon, free_port, start_daemon, stop_daemon
-from peers.pjsua import PjPhone
+from peers.pjsua import PjPhone, tone_call
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
@@ -262,13 +262,7 @@ def test_call_over_tls_between_two_pjsua_phones(box: Daemon, tmp_path: Path) -> 
     try:
         a.wait_for("reg_state", code=200)
         b.wait_for("reg_state", code=200)
-        a.send("play", wav=str(tone))
-        b.send("record", wav=str(recorded))
-        a.send("call", uri=f"sip:201@{domain};transport=tls")
-        a.wait_for("call_state", state="CONFIRMED")
-        time.sleep(2)
-        a.send("hangup")
-        b.wait_for("call_state", state="DISCONNECTED")
+        tone_call(a, b, f"sip:201@{domain};transport=tls", tone, recorded, talk=2)
     finally:
         a.close()
         b.close()
@@ -374,13 +368,7 @@ def test_call_relayed_by_a_media_worker_process(tmp_path: Path) -> None:
         try:
             a.wait_for("reg_state", code=200)
             b.wait_for("reg_state", code=200)
-            a.send("play", wav=str(tone))
-            b.send("record", wav=str(recorded))
-            a.send("call", uri=f"sip:201@{domain}")
-            a.wait_for("call_state", state="CONFIRMED")
-            time.sleep(2.5)
-            a.send("hangup")
-            b.wait_for("call_state", state="DISCONNECTED")
+            tone_call(a, b, f"sip:201@{domain}", tone, recorded, talk=2.5)
         finally:
             a.close()
             b.close()

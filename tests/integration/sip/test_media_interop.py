@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from peers.audio import dominant_frequency, tone_wav
 from peers.box import Daemon, free_port, start_daemon, stop_daemon
-from peers.pjsua import PjPhone
+from peers.pjsua import PjPhone, tone_call
 
 pytestmark = [pytest.mark.peer, pytest.mark.slow]
 
@@ -51,13 +51,7 @@ def call_with_tone(box: Daemon, tmp_path: Path, a: PjPhone, b: PjPhone) -> Path:
     """101 calls 201, plays 1 kHz for ~3 s; 201's recording (complete once it closed)."""
     tone, recorded = tmp_path / "tone.wav", tmp_path / "heard.wav"
     tone_wav(tone, 1000.0, seconds=8.0)
-    a.send("play", wav=str(tone))
-    b.send("record", wav=str(recorded))
-    a.send("call", uri=f"sip:201@127.0.0.1:{box.sip_port}")
-    a.wait_for("call_state", state="CONFIRMED")
-    time.sleep(3)
-    a.send("hangup")
-    b.wait_for("call_state", state="DISCONNECTED")
+    tone_call(a, b, f"sip:201@127.0.0.1:{box.sip_port}", tone, recorded, talk=3)
     return recorded
 
 
