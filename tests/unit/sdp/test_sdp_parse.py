@@ -7,6 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.sip.sdp import (
+    _COMMON_ATTRIBUTES,
+    _TOKEN_RE,
     MAX_ATTRIBUTES,
     MAX_FORMATS,
     MAX_LINES,
@@ -137,6 +139,60 @@ def test_serializer_writes_rfc_order() -> None:
     letters = [line[0] for line in str(sdp).split("\r\n") if line]
     assert "".join(letters) == "vosiuepcbtrzkamicbka"
     assert parse_sdp(str(sdp)) == sdp
+
+
+def test_sloppy_blanks_parse_like_single_ones() -> None:
+    """The parser reads the usual single-blank lines with one expression each and
+    anything else field by field: both ways must give the same description."""
+    tidy = (
+        "v=0\r\no=- 7 3 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=5 6\r\n"
+        "m=audio 5000 RTP/AVP 0 8 101\r\nc=IN IP4 192.0.2.2\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+    )
+    sloppy = (
+        "v=0\r\no=-  7\t3 IN  IP4 192.0.2.1\r\ns=-\r\nc=IN\tIP4  192.0.2.1\r\nt=5  6\r\n"
+        "m=audio  5000 RTP/AVP\t0 8  101\r\nc=IN IP4\t192.0.2.2\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+    )
+    assert parse_sdp(sloppy) == parse_sdp(tidy)
+    assert str(parse_sdp(sloppy)) == tidy
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        # leading zeros and non-RTP numbers take the field-by-field path
+        ("m=audio 05000 RTP/AVP 000 8", (5000, ["000", "8"])),
+        ("m=image 5000 udptl t38", (5000, ["t38"])),
+        ("m=application 5000 UDP 300", (5000, ["300"])),
+        ("m=audio 65535 RTP/AVP 127", (65535, ["127"])),
+    ],
+)
+def test_media_line_variants(line: str, parsed: tuple[int, list[str]]) -> None:
+    sdp = parse_sdp(HEAD + line + "\r\n")
+    assert (sdp.media[0].port, sdp.media[0].formats) == parsed
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "m=audio 65536 RTP/AVP 0",
+        "m=audio 5000 RTP/AVP 128",
+        "m=audio 5000 RTP/AVP 0 1000",
+        "o=- 1 1 IN IP4 a\u00e9b",
+        "c=IN IP4 a\u00e9b",
+        "c=I(N IP4 192.0.2.1",
+    ],
+)
+def test_bad_fields_in_otherwise_tidy_lines(line: str) -> None:
+    body = "v=0\r\n" if line.startswith("o=") else HEAD
+    with pytest.raises(SdpError) as info:
+        parse_sdp(body + line + "\r\n")
+    assert not info.value.internal
+
+
+def test_common_attribute_names_are_tokens() -> None:
+    assert all(_TOKEN_RE.fullmatch(name) for name in _COMMON_ATTRIBUTES)
 
 
 def test_multicast_connection_and_port_count_round_trip() -> None:
