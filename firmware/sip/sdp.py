@@ -208,6 +208,15 @@ class RtcpAddress:
     addrtype: str | None = None
 
 
+def _attribute_lines(attributes: list[Attribute]) -> list[str]:
+    # `Attribute.__str__` written out: one method call less per line
+    return [f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in attributes]
+
+
+#: What `SessionDescription.lines` writes when ``times`` is empty: ``t=0 0``.
+_NO_TIMES = (Timing(),)
+
+
 class _Attributes:
     """Ordered ``a=`` lines with the look-ups both levels need."""
 
@@ -310,17 +319,23 @@ class Media(_Attributes):
         )
 
     def lines(self) -> list[str]:
+        out: list[str] = []
+        self._write(out)
+        return out
+
+    def _write(self, out: list[str]) -> None:
+        """Append the section's lines to ``out``."""
         port = self.port if self.port_count is None else f"{self.port}/{self.port_count}"
-        out = [f"m={' '.join([self.kind, str(port), self.proto, *self.formats])}"]
+        out.append(f"m={' '.join([self.kind, str(port), self.proto, *self.formats])}")
         if self.title is not None:
             out.append(f"i={self.title}")
-        if self.connection is not None:
-            out.append(f"c={self.connection}")
-        out.extend(f"b={b}" for b in self.bandwidths)
+        if (c := self.connection) is not None:
+            out.append(f"c={c.nettype} {c.addrtype} {c.address}")
+        if self.bandwidths:
+            out.extend([f"b={b.type}:{b.value}" for b in self.bandwidths])
         if self.key is not None:
             out.append(f"k={self.key}")
-        out.extend(f"a={a}" for a in self.attributes)
-        return out
+        out.extend(_attribute_lines(self.attributes))
 
 
 @dataclass(slots=True)
@@ -342,26 +357,36 @@ class SessionDescription(_Attributes):
     media: list[Media] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = ["v=0", f"o={self.origin}", f"s={self.name or '-'}"]
-        for letter, value in (("i", self.info), ("u", self.uri)):
-            if value is not None:
-                out.append(f"{letter}={value}")
-        out.extend(f"e={e}" for e in self.emails)
-        out.extend(f"p={p}" for p in self.phones)
-        if self.connection is not None:
-            out.append(f"c={self.connection}")
-        out.extend(f"b={b}" for b in self.bandwidths)
-        for t in self.times or [Timing()]:
+        out = ["v=0", f"o={self.origin}"]
+        self._write_after_origin(out)
+        return out
+
+    def _write_after_origin(self, out: list[str]) -> None:
+        """Append the lines from ``s=`` on to ``out`` (the o= line is the caller's)."""
+        out.append(f"s={self.name or '-'}")
+        if self.info is not None:
+            out.append(f"i={self.info}")
+        if self.uri is not None:
+            out.append(f"u={self.uri}")
+        if self.emails:
+            out.extend([f"e={e}" for e in self.emails])
+        if self.phones:
+            out.extend([f"p={p}" for p in self.phones])
+        if (c := self.connection) is not None:
+            out.append(f"c={c.nettype} {c.addrtype} {c.address}")
+        if self.bandwidths:
+            out.extend([f"b={b.type}:{b.value}" for b in self.bandwidths])
+        for t in self.times or _NO_TIMES:
             out.append(f"t={t.start} {t.stop}")
-            out.extend(f"r={r}" for r in t.repeats)
+            if t.repeats:
+                out.extend([f"r={r}" for r in t.repeats])
         if self.zone is not None:
             out.append(f"z={self.zone}")
         if self.key is not None:
             out.append(f"k={self.key}")
-        out.extend(f"a={a}" for a in self.attributes)
+        out.extend(_attribute_lines(self.attributes))
         for m in self.media:
-            out.extend(m.lines())
-        return out
+            m._write(out)
 
     def __str__(self) -> str:
         return CRLF.join(self.lines()) + CRLF
@@ -942,23 +967,30 @@ class OriginManager:
 
     def render(self, sdp: SessionDescription) -> bytes:
         """`stamp` ``sdp`` and return its body: the lines are built once for both."""
-        lines = self._stamp(sdp)
-        lines[1] = f"o={sdp.origin}"
-        return (CRLF.join(lines) + CRLF).encode("utf-8")
+        after_origin = self._stamp(sdp)
+        o = sdp.origin
+        return (
+            f"v=0\r\no={o.username} {o.session_id} {o.session_version} {o.nettype} "
+            f"{o.addrtype} {o.address}\r\n{CRLF.join(after_origin)}\r\n"
+        ).encode()
 
     def _stamp(self, sdp: SessionDescription) -> list[str]:
-        """Stamp; returns ``sdp``'s lines with the o= version blanked."""
+        """Stamp; returns ``sdp``'s lines after the o= line."""
         o = sdp.origin = Origin(
             self.username, self.session_id, self.version, self.address, self.addrtype
         )
-        lines = sdp.lines()
-        lines[1] = f"o={o.username} {o.session_id} - {o.nettype} {o.addrtype} {o.address}"
-        fingerprint = "\n".join(lines)
+        after_origin: list[str] = []
+        sdp._write_after_origin(after_origin)
+        # the body with the o= version blanked (see `_fingerprint`)
+        fingerprint = (
+            f"v=0\no={o.username} {o.session_id} - {o.nettype} {o.addrtype} {o.address}\n"
+            + "\n".join(after_origin)
+        )
         if self._last is not None and fingerprint != self._last:
             self.version += 1
             o.session_version = self.version
         self._last = fingerprint
-        return lines
+        return after_origin
 
 
 # --------------------------------------------------------------------------- codecs
