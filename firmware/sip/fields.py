@@ -7,7 +7,6 @@ handed out freely. Build new header text with ``str(obj)``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,7 +60,8 @@ class NameAddr:
 
     def with_tag(self, tag: str) -> NameAddr:
         """A copy with ``;tag=`` set, e.g. the To of a response."""
-        return dataclasses.replace(self, params=self.params.with_param("tag", tag))
+        # the constructor directly: dataclasses.replace costs a field walk per call
+        return type(self)(self.uri, self.display_name, self.params.with_param("tag", tag))
 
     @property
     def expires(self) -> int | None:
@@ -128,7 +128,8 @@ class Via:
 
     def with_param(self, name: str, value: str | None = None) -> Via:
         """A copy with a parameter set: ``received=``, ``rport=`` on the way in."""
-        return dataclasses.replace(self, params=self.params.with_param(name, value))
+        params = self.params.with_param(name, value)
+        return type(self)(self.transport, self.host, self.port, params, self.protocol)
 
     def __str__(self) -> str:
         port = "" if self.port is None else f":{self.port}"
@@ -162,6 +163,13 @@ class MediaType:
 
 _NAME_ADDR_CACHE: dict[tuple[str, bool], NameAddr] = {}
 _NAME_ADDR_CACHE_SIZE = 4096
+#: The parsed ``[display] <URI>`` part of name-addrs, by its text up to the closing
+#: '>'. A call's From and To differ from the last call's only in the tag after it.
+_ADDR_HEAD_CACHE: dict[str, tuple[Uri, str | None]] = {}
+#: Via sent-protocol and sent-by (transport, host, port, protocol) by the text before
+#: the first ';': one per peer, while the branch after it is new in every message.
+_VIA_HEAD_CACHE: dict[str, tuple[str, str, int | None, str]] = {}
+_CSEQ_CACHE: dict[str, CSeq] = {}
 
 
 def parse_name_addr(value: str, *, brackets: bool = False) -> NameAddr:
@@ -174,7 +182,14 @@ def parse_name_addr(value: str, *, brackets: bool = False) -> NameAddr:
     key = (value, brackets)
     addr = _NAME_ADDR_CACHE.get(key)
     if addr is None:
-        addr = _parse_name_addr(value, brackets)
+        # A cached head was parsed from these very characters, and its parse ends at
+        # its '>' whatever follows, so only the parameters after it are left to parse.
+        close = value.find(">")
+        head = _ADDR_HEAD_CACHE.get(value[: close + 1]) if close > 0 else None
+        if head is None:
+            addr = _parse_name_addr(value, brackets)
+        else:
+            addr = NameAddr(head[0], head[1], parse_params(value, close + 1))
         if len(_NAME_ADDR_CACHE) >= _NAME_ADDR_CACHE_SIZE:
             _NAME_ADDR_CACHE.clear()
         _NAME_ADDR_CACHE[key] = addr
@@ -209,11 +224,22 @@ def _parse_name_addr(value: str, brackets: bool) -> NameAddr:
     if close < 0:
         raise SipParseError("missing '>' in address")
     uri = parse_uri(value[pos + 1 : close])
+    if len(_ADDR_HEAD_CACHE) >= _NAME_ADDR_CACHE_SIZE:
+        _ADDR_HEAD_CACHE.clear()
+    _ADDR_HEAD_CACHE[value[: close + 1]] = (uri, display)
     return NameAddr(uri, display, parse_params(value, close + 1))
 
 
 def parse_via(value: str) -> Via:
     """``sent-protocol LWS sent-by *(SEMI via-params)``; whitespace allowed around / and :."""
+    semi = value.find(";")
+    head = value if semi < 0 else value[:semi]
+    known = _VIA_HEAD_CACHE.get(head)
+    if known is not None:  # these characters parsed before, up to where params begin
+        params = parse_params(value, len(head))
+        if "branch" in params and not params["branch"]:
+            raise SipParseError("empty Via branch")
+        return Via(known[0], known[1], known[2], params, known[3])
     m = _VIA_RE.match(value)
     if m is None:
         raise SipParseError("malformed Via")
@@ -221,13 +247,18 @@ def parse_via(value: str) -> Via:
     params = parse_params(value, m.end())
     if "branch" in params and not params["branch"]:
         raise SipParseError("empty Via branch")
-    return Via(
+    via = Via(
         transport.upper(),
         parse_host(host),
         None if port is None else parse_port(port),
         params,
         f"{name.upper()}/{version}",
     )
+    if m.end() == len(head):  # the match cannot reach past a ';': all of head is parsed
+        if len(_VIA_HEAD_CACHE) >= _NAME_ADDR_CACHE_SIZE:
+            _VIA_HEAD_CACHE.clear()
+        _VIA_HEAD_CACHE[head] = (via.transport, via.host, via.port, via.protocol)
+    return via
 
 
 def parse_sent_by(value: str) -> tuple[str, str, int | None]:
@@ -252,10 +283,16 @@ def parse_vias(values: list[str]) -> tuple[Via, ...]:
 
 def parse_cseq(value: str) -> CSeq:
     """``1*DIGIT LWS Method``; the number must fit 32 bits (RFC 3261 §8.1.1.5)."""
-    m = _CSEQ_RE.fullmatch(value)
-    if m is None:
-        raise SipParseError("malformed CSeq")
-    return CSeq(parse_uint(m.group(1), "CSeq", MAX_UINT32), m.group(2))
+    cseq = _CSEQ_CACHE.get(value)  # immutable, and "1 INVITE" starts every call
+    if cseq is None:
+        m = _CSEQ_RE.fullmatch(value)
+        if m is None:
+            raise SipParseError("malformed CSeq")
+        cseq = CSeq(parse_uint(m.group(1), "CSeq", MAX_UINT32), m.group(2))
+        if len(_CSEQ_CACHE) >= _NAME_ADDR_CACHE_SIZE:
+            _CSEQ_CACHE.clear()
+        _CSEQ_CACHE[value] = cseq
+    return cseq
 
 
 def parse_uint(value: str, what: str, maximum: int, *, clamp: bool = False) -> int:

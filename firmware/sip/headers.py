@@ -161,19 +161,51 @@ def _key(name: str) -> str:
     return info[0] if info is not None else name_info(name)[0]
 
 
+#: The entries of list values the box writes again and again (its Allow, Supported),
+#: split once: (canonical name, value) -> entries. Bounded: emptied when full.
+_SPLIT_CACHE: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {}
+_SPLIT_CACHE_SIZE = 256
+
+
+def _split_entries(key: str, canonical: str, value: str) -> tuple[tuple[str, str, str], ...]:
+    split = _SPLIT_CACHE.get((canonical, value))
+    if split is None:
+        split = tuple([(key, canonical, v) for v in split_list(value)])
+        if len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
+            _SPLIT_CACHE.clear()
+        _SPLIT_CACHE[canonical, value] = split
+    return split
+
+
 def _append(entries: list[tuple[str, str, str]], name: str, value: str) -> str:
     """Check one field and append it to ``entries`` (a list value split into its
-    elements); returns its key. One call per field: messages are built in bulk."""
+    elements); returns its key."""
     info = NAME_TABLE.get(name)
     key, canonical, flags = info if info is not None else name_info(name)
     value = value.strip(" \t")
     if "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"CR, LF or NUL in the value of {canonical}")
     if flags & LIST and "," in value:
-        entries.extend([(key, canonical, v) for v in split_list(value)])
+        entries.extend(_split_entries(key, canonical, value))
     else:
         entries.append((key, canonical, value))
     return key
+
+
+def _extend(entries: list[tuple[str, str, str]], items: Iterable[tuple[str, str]]) -> None:
+    """`_append` for many fields, in one loop: messages are built in bulk."""
+    table = NAME_TABLE
+    append = entries.append
+    for name, value in items:
+        info = table.get(name)
+        key, canonical, flags = info if info is not None else name_info(name)
+        value = value.strip(" \t")
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError(f"CR, LF or NUL in the value of {canonical}")
+        if flags & LIST and "," in value:
+            entries.extend(_split_entries(key, canonical, value))
+        else:
+            append((key, canonical, value))
 
 
 class Headers:
@@ -190,9 +222,7 @@ class Headers:
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._entries: list[tuple[str, str, str]] = []  # (key, canonical name, value)
         self._cache: dict[str, tuple[object, object]] = {}
-        entries = self._entries
-        for name, value in items:
-            _append(entries, name, value)
+        _extend(self._entries, items)
 
     @classmethod
     def _from_entries(cls, entries: list[tuple[str, str, str]]) -> Headers:
@@ -209,8 +239,9 @@ class Headers:
         value = value.strip(" \t")
         if "\r" in value or "\n" in value or "\0" in value:
             raise ValueError(f"CR, LF or NUL in the value of {canonical}")
-        values = split_list(value) if flags & LIST and "," in value else [value]
-        return key, canonical, values
+        if flags & LIST and "," in value:
+            return key, canonical, [v for _, _, v in _split_entries(key, canonical, value)]
+        return key, canonical, [value]
 
     # --- reading ---
     def get(self, name: str, default: str | None = None) -> str | None:
@@ -276,9 +307,18 @@ class Headers:
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first ``name`` field (or at the top): Via, Record-Route."""
         key, canonical, values = self._checked(name, value)
-        index = next((i for i, e in enumerate(self._entries) if e[0] == key), 0)
-        self._entries[index:index] = [(key, canonical, v) for v in values]
-        self._cache.pop(key, None)
+        entries = self._entries
+        index = 0
+        for i, entry in enumerate(entries):
+            if entry[0] == key:
+                index = i
+                break
+        if len(values) == 1:
+            entries.insert(index, (key, canonical, values[0]))
+        else:
+            entries[index:index] = [(key, canonical, v) for v in values]
+        if self._cache:
+            self._cache.pop(key, None)
 
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` field by this value, where the first one was."""

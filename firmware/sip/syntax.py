@@ -96,23 +96,36 @@ class Params(Mapping[str, str | None]):
     _key: Callable[[str], str] = staticmethod(str.lower)  # C: no Python frame per lookup
 
     def __init__(self, items: Iterable[tuple[str, str | None]] = ()) -> None:
-        self._items: dict[str, tuple[str, str | None]] = {}
+        found: dict[str, tuple[str, str | None]] = {}
+        self._items = found
         key = self._key
         for name, value in items:
             k = key(name)
-            if k in self._items:
+            if k in found:
                 raise SipParseError(f"duplicate parameter {name!r}")
-            self._items[k] = (name, value)
+            found[k] = (name, value)
 
+    # Lookups try the name as given first: the stack asks by the key spelling ("tag",
+    # "branch"), and str.lower is idempotent, so a hit on the raw name is the entry
+    # the keyed lookup finds (UriParams, whose key is not idempotent, overrides these).
     def __getitem__(self, name: str) -> str | None:
-        return self._items[self._key(name)][1]
+        item = self._items.get(name)
+        if item is None:
+            return self._items[self._key(name)][1]
+        return item[1]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._key(name) in self._items
+        if not isinstance(name, str):
+            return False
+        return name in self._items or self._key(name) in self._items
 
     def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
-        item = self._items.get(self._key(name))
-        return default if item is None else item[1]
+        item = self._items.get(name)
+        if item is None:
+            item = self._items.get(self._key(name))
+            if item is None:
+                return default
+        return item[1]
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._items.values())
@@ -167,6 +180,7 @@ def parse_params(text: str, pos: int = 0) -> Params:
     if pos >= end:
         return EMPTY_PARAMS
     items: list[tuple[str, str | None]] = []
+    append = items.append
     match = _HEADER_PARAM_RE.match
     while pos < end:
         m = match(text, pos)
@@ -174,7 +188,7 @@ def parse_params(text: str, pos: int = 0) -> Params:
             if not text[pos:].strip(" \t"):
                 break
             raise SipParseError("malformed header parameter")
-        items.append((m.group(1), m.group(2)))
+        append(m.group(1, 2))  # type: ignore[arg-type]  # (name, value or None)
         if len(items) > MAX_PARAM_COUNT:
             raise SipParseError("too many header parameters")
         pos = m.end()

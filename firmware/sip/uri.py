@@ -69,6 +69,18 @@ class UriParams(Params):
     __slots__ = ()
     _key = staticmethod(_uri_param_key)
 
+    # Keyed lookups only (not the raw-name-first of Params): decoding escapes is not
+    # idempotent ("%%34%31" -> "%41" -> "a"), so a raw hit could miss the keyed entry.
+    def __getitem__(self, name: str) -> str | None:
+        return self._items[self._key(name)][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._key(name) in self._items
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        item = self._items.get(self._key(name))
+        return default if item is None else item[1]
+
 
 EMPTY_URI_PARAMS = UriParams()
 
