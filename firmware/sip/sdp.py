@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -213,6 +213,15 @@ def _attribute_lines(attributes: list[Attribute]) -> list[str]:
     return [f"a={a.name}" if a.value is None else f"a={a.name}:{a.value}" for a in attributes]
 
 
+def _remove_names(attributes: list[Attribute], names: Container[str]) -> int:
+    """`_Attributes.remove` for a set of names (the list is edited only if one is there)."""
+    kept = [a for a in attributes if a.name not in names]
+    removed = len(attributes) - len(kept)
+    if removed:
+        attributes[:] = kept
+    return removed
+
+
 #: What `SessionDescription.lines` writes when ``times`` is empty: ``t=0 0``.
 _NO_TIMES = (Timing(),)
 
@@ -238,9 +247,7 @@ class _Attributes:
 
     def remove(self, *names: str) -> int:
         """Drop every ``a=`` with one of these names; returns how many went."""
-        before = len(self.attributes)
-        self.attributes[:] = [a for a in self.attributes if a.name not in names]
-        return before - len(self.attributes)
+        return _remove_names(self.attributes, names)
 
     def set(self, name: str, value: str | None = None) -> None:
         """Replace the first ``a=name`` in place (dropping the others) or append one."""
@@ -912,9 +919,9 @@ def rewrite_for_anchor(
                 value += f" IN {addrtype} {address}"
             media.set("rtcp", value)
         if strip_ice:
-            media.remove(*ICE_ATTRIBUTES)
+            _remove_names(media.attributes, ICE_ATTRIBUTES)
     if strip_ice:
-        out.remove(*ICE_ATTRIBUTES)
+        _remove_names(out.attributes, ICE_ATTRIBUTES)
     out.origin.address = address  # the peer's would leak; `OriginManager` stamps the box's
     out.origin.addrtype = addrtype
     return out
@@ -1041,18 +1048,33 @@ STATIC_PAYLOAD_TYPES: dict[int, Codec] = {
 
 def media_codecs(media: Media) -> list[Codec]:
     """The stream's codecs in m= (preference) order; unknown dynamic types are skipped."""
-    rtpmaps = media.rtpmaps()
+    # one pass over the a= lines for rtpmap and fmtp (first line per payload type wins)
+    rtpmaps: dict[int, RtpMap] = {}
+    fmtps: dict[str, str] = {}
+    for a in media.attributes:
+        if a.value is not None:
+            if a.name == "rtpmap":
+                parsed = _parse_rtpmap(a.value)
+                rtpmaps.setdefault(parsed.pt, parsed)
+            elif a.name == "fmtp":
+                fmt, _, params = a.value.partition(" ")
+                fmtps.setdefault(fmt, params)
     result = []
     for pt in media.payload_types:
         rtpmap = rtpmaps.get(pt)
+        fmtp = fmtps.get(str(pt)) if fmtps else None
         if rtpmap is not None:
-            codec = Codec(rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels, pt)
+            result.append(_codec(rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels, pt, fmtp))
         elif pt in STATIC_PAYLOAD_TYPES:
             codec = STATIC_PAYLOAD_TYPES[pt]
-        else:
-            continue
-        result.append(Codec(codec.name, codec.clock_rate, codec.channels, pt, media.fmtp(pt)))
+            result.append(_codec(codec.name, codec.clock_rate, codec.channels, pt, fmtp))
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _codec(name: str, clock_rate: int, channels: int, pt: int, fmtp: str | None) -> Codec:
+    """Cached: calls bring the same few codecs, and a frozen dataclass is slow to build."""
+    return Codec(name, clock_rate, channels, pt, fmtp)
 
 
 def intersect_codecs(offered: Media, supported: Iterable[Codec]) -> list[Codec]:

@@ -21,6 +21,7 @@ These functions are pure: SDP in, SDP and bridge settings out.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from firmware.media.sdes import SdesDecision, SrtpPolicy, Verdict, answer_offer, format_crypto
@@ -67,12 +68,20 @@ def plan_for_offer(sdp: SessionDescription | None, policy: SrtpPolicy) -> MediaP
     if sdp is None or not sdp.media:
         return MediaPlan()
     media = sdp.media[0]
-    decision = answer_offer(policy, media.proto, media.values("crypto"))
+    crypto = media.values("crypto")
+    decision = answer_offer(policy, media.proto, crypto) if crypto else _plain(policy, media.proto)
     if decision.verdict is Verdict.REFUSE:
         raise MediaRefused(decision.reason)
     names = [c.name.upper() for c in media_codecs(media)]
     bridge = decision.verdict is Verdict.SRTP
     return MediaPlan(bridge, decision, names, widen=not bridge and not set(G711) <= set(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _plain(policy: SrtpPolicy, proto: str) -> SdesDecision:
+    """`answer_offer` for an offer without ``a=crypto``: it depends on nothing else, and
+    nearly every call is one (the decision is immutable, so calls share it)."""
+    return answer_offer(policy, proto, ())
 
 
 def offer_to_callee(plan: MediaPlan, sdp: SessionDescription) -> None:
@@ -121,7 +130,7 @@ def answer_to_caller(
         media.remove("crypto")
         if plan.srtp.local is not None:
             media.attributes.append(Attribute("crypto", format_crypto(plan.srtp.local)))
-    caller = LegSettings(match.name.upper(), match.pt, offered.ptime or 20, events)
+    caller = _leg(match.name.upper(), match.pt, offered.ptime or 20, events)
     return caller, callee
 
 
@@ -131,7 +140,14 @@ def _settings(media: Media) -> LegSettings:
     if not codecs or codecs[0].pt is None:
         raise MediaRefused("the answer names no codec")
     events = next((c.pt for c in every if c.name.lower() == "telephone-event"), None)
-    return LegSettings(codecs[0].name.upper(), codecs[0].pt, media.ptime or 20, events)
+    return _leg(codecs[0].name.upper(), codecs[0].pt, media.ptime or 20, events)
+
+
+@functools.lru_cache(maxsize=256)
+def _leg(codec: str, payload_type: int, ptime: int, event_pt: int | None) -> LegSettings:
+    """Cached: calls bring the same few settings (immutable), and a frozen dataclass is
+    slow to build."""
+    return LegSettings(codec, payload_type, ptime, event_pt)
 
 
 def _codec_lines(media: Media, pt: int) -> list[Attribute]:

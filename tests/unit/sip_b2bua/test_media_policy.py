@@ -3,9 +3,11 @@ the callee and answers the caller (SRTP terminated, codecs transcoded)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from firmware.media.sdes import CryptoSuite, SrtpPolicy, Verdict, new_crypto
+from firmware.media.sdes import CryptoSuite, SrtpPolicy, Verdict, answer_offer, new_crypto
 from firmware.sip.b2bua.media import (
     MediaRefused,
     answer_to_caller,
@@ -65,3 +67,44 @@ def test_refusals() -> None:
     plan = plan_for_offer(sdp("m=audio 4000 RTP/AVP 0\r\n"), SrtpPolicy.OPTIONAL)
     with pytest.raises(MediaRefused):  # the caller offered nothing the box can transcode
         answer_to_caller(plan, sdp("m=audio 4000 RTP/AVP 3\r\n"), sdp("m=audio 5000 RTP/AVP 8\r\n"))
+
+
+@pytest.mark.parametrize("policy", list(SrtpPolicy))
+@pytest.mark.parametrize("proto", ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "UDP/TLS/RTP/SAVPF", "udptl"])
+def test_offers_without_crypto_are_decided_as_sdes_decides(policy: SrtpPolicy, proto: str) -> None:
+    """Decisions for offers without a=crypto are shared between calls (cached): each
+    is still the one `answer_offer` makes, call after call."""
+    expected = answer_offer(policy, proto, [])
+    for _ in range(2):
+        offer = sdp(f"m=audio 4000 {proto} 0\r\n")
+        if expected.verdict is Verdict.REFUSE:
+            with pytest.raises(MediaRefused, match=re.escape(expected.reason)):
+                plan_for_offer(offer, policy)
+        else:
+            assert plan_for_offer(offer, policy).srtp == expected
+
+
+def test_every_srtp_caller_gets_fresh_box_keys() -> None:
+    key = new_crypto(1, CryptoSuite.AES_CM_128_HMAC_SHA1_80)
+    text = f"m=audio 4000 RTP/SAVP 8 0\r\na=crypto:{key}\r\n"
+    first, second = (plan_for_offer(sdp(text), SrtpPolicy.OPTIONAL) for _ in range(2))
+    assert first.srtp is not None and second.srtp is not None
+    assert first.srtp.local is not None and second.srtp.local is not None
+    assert str(first.srtp.local) != str(second.srtp.local)
+
+
+def test_leg_settings_follow_each_answer() -> None:
+    """Leg settings are shared between calls (cached): each call still gets its own."""
+    plan = plan_for_offer(sdp("m=audio 4000 RTP/AVP 0 8\r\n"), SrtpPolicy.OPTIONAL)
+    for answer, ptime, codec in (
+        ("m=audio 5000 RTP/AVP 8\r\na=ptime:30\r\n", 30, "PCMA"),
+        ("m=audio 5000 RTP/AVP 0\r\n", 20, "PCMU"),
+    ):
+        offer = sdp("m=audio 4000 RTP/AVP 0 8\r\n")
+        caller, callee = answer_to_caller(plan, offer, sdp(answer))
+        assert (callee.codec, callee.payload_type, callee.ptime) == (
+            codec,
+            int(codec == "PCMA") * 8,
+            ptime,
+        )
+        assert (caller.codec, caller.ptime, caller.event_pt) == (codec, 20, None)
