@@ -246,7 +246,8 @@ class Headers:
     # --- reading ---
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``."""
-        key = _key(name)
+        info = NAME_TABLE.get(name)
+        key = info[0] if info is not None else name_info(name)[0]
         for k, _, v in self._entries:
             if k == key:
                 return v
@@ -254,7 +255,8 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order (comma lists already split)."""
-        key = _key(name)
+        info = NAME_TABLE.get(name)
+        key = info[0] if info is not None else name_info(name)[0]
         return [v for k, _, v in self._entries if k == key]
 
     def count(self, name: str) -> int:
@@ -264,7 +266,8 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = _key(name)
+        info = NAME_TABLE.get(name)
+        key = info[0] if info is not None else name_info(name)[0]
         for entry in self._entries:  # noqa: SIM110  (no generator frame on the hot path)
             if entry[0] == key:
                 return True

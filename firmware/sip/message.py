@@ -46,7 +46,7 @@ from firmware.sip.fields import (
     parse_uint,
     parse_vias,
 )
-from firmware.sip.headers import LIST, NAME_TABLE, SINGLE, Headers
+from firmware.sip.headers import LIST, NAME_TABLE, SINGLE, Headers, _extend
 from firmware.sip.ids import random_hex
 from firmware.sip.syntax import is_token, split_list
 from firmware.sip.uri import SipUri, Uri, parse_uri
@@ -91,6 +91,11 @@ _CLEAN_LINE_RE = re.compile(
     r'|"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]++|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+")*+'
 )
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
+#: Methods known to be tokens (Request() checks others with the regex).
+_METHODS = frozenset(
+    ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO",
+     "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH")
+)  # fmt: skip
 _CANONICAL = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
 _ANSWER_COPIES = ("from", "to", "call-id", "cseq")  # with every Via (§8.2.6.2)
 
@@ -148,38 +153,59 @@ class Message(ABC):
 
     def __init__(self, headers: Headers | Iterable[tuple[str, str]] | None, body: bytes) -> None:
         self.headers = headers if isinstance(headers, Headers) else Headers(headers or ())
-        self.body = bytes(body)
+        self.body = body if type(body) is bytes else bytes(body)
 
     @abstractmethod
     def start_line(self) -> str:
         """The Request-Line or Status-Line, without CRLF."""
 
     # --- parsed views (cached in self.headers; may raise SipParseError) ---
+    # The views the stack reads on every message look in the cache first themselves
+    # (what `Headers.parsed_key` does, without its call).
     @property
     def via(self) -> tuple[Via, ...]:
+        cached = self.headers._cache.get("via")
+        if cached is not None and cached[0] is parse_vias:
+            return cached[1]  # type: ignore[return-value]  # stored by parse_vias
         return self.headers.parsed_key("via", parse_vias)
 
     @property
     def top_via(self) -> Via:
-        vias = self.via
+        cached = self.headers._cache.get("via")
+        if cached is not None and cached[0] is parse_vias:
+            vias: tuple[Via, ...] = cached[1]  # type: ignore[assignment]
+        else:
+            vias = self.headers.parsed_key("via", parse_vias)
         if not vias:
             raise SipParseError("missing Via")
         return vias[0]
 
     @property
     def from_(self) -> NameAddr:
+        cached = self.headers._cache.get("from")
+        if cached is not None and cached[0] is _FROM:
+            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("from", _FROM)
 
     @property
     def to(self) -> NameAddr:
+        cached = self.headers._cache.get("to")
+        if cached is not None and cached[0] is _TO:
+            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("to", _TO)
 
     @property
     def call_id(self) -> str:
+        cached = self.headers._cache.get("call-id")
+        if cached is not None and cached[0] is _CALL_ID:
+            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("call-id", _CALL_ID)
 
     @property
     def cseq(self) -> CSeq:
+        cached = self.headers._cache.get("cseq")
+        if cached is not None and cached[0] is _CSEQ:
+            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("cseq", _CSEQ)
 
     @property
@@ -261,22 +287,18 @@ class Message(ABC):
     # --- serializer ---
     def to_bytes(self) -> bytes:
         """Canonical wire form: long header names, CRLF, a correct Content-Length."""
+        entries = self.headers._entries
         out = [self.start_line()]
-        append = out.append
-        length_at = -1
-        for key, name, value in self.headers._entries:
-            if key == "content-length":
-                if length_at < 0:
-                    length_at = len(out)
-                    append("")
-                continue
-            append(f"{name}: {value}")
+        out += [f"{name}: {value}" for key, name, value in entries if key != "content-length"]
         length = f"Content-Length: {len(self.body)}"
-        if length_at < 0:
-            append(length)
-        else:
-            out[length_at] = length
-        append("\r\n")
+        if len(out) > len(entries):  # no Content-Length field: it goes last
+            out.append(length)
+        else:  # where the first one was (the fields before it are all in out)
+            for i, entry in enumerate(entries):  # noqa: B007
+                if entry[0] == "content-length":
+                    break
+            out.insert(i + 1, length)
+        out.append("\r\n")
         return "\r\n".join(out).encode("utf-8", "surrogateescape") + self.body
 
     def __bytes__(self) -> bytes:
@@ -295,7 +317,7 @@ class Request(Message):
         headers: Headers | Iterable[tuple[str, str]] | None = None,
         body: bytes = b"",
     ) -> None:
-        if not is_token(method):
+        if method not in _METHODS and not is_token(method):
             raise ValueError(f"invalid method {method!r}")
         super().__init__(headers, body)
         self.method = method
@@ -335,8 +357,8 @@ class Request(Message):
                 entry = (key, entry[1], f"{entry[2]};tag={to_tag}")
             copied.append(entry)
         response = Response(status, reason, Headers._from_entries(copied), body)
-        for name, value in headers:
-            response.headers.add(name, value)
+        if headers:
+            _extend(copied, headers)  # what Headers.add does, for all of them (no cache yet)
         return response
 
     def __eq__(self, other: object) -> bool:
@@ -443,10 +465,11 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
     crs = head.count("\r")
     if crs != head.count("\n") or crs != head.count("\r\n"):
         raise SipParseError("bare CR or LF in the header section")
-    has_ctl = _CTL_RE.search(head) is not None
-    if "\r\n " in head or "\r\n\t" in head:
-        head = _FOLD_RE.sub(" ", head)
-    lines = head.split("\r\n")
+    folded = "\r\n " in head or "\r\n\t" in head
+    lines = (_FOLD_RE.sub(" ", head) if folded else head).split("\r\n")
+    # All printable (no CR or LF is left in the lines) means no control character at
+    # all, nor TAB or a surrogate escape: the regex runs only when there is one of those.
+    has_ctl = not "".join(lines).isprintable() and _CTL_RE.search(head) is not None
     if len(lines) > MAX_HEADER_COUNT + 1:
         raise SipParseError("too many header fields")
     if len(head) > MAX_LINE_LENGTH and any(len(line) > MAX_LINE_LENGTH for line in lines):
@@ -455,6 +478,7 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
     # Split the header fields. A bad field is remembered, not raised at once, so the
     # error still carries the headers a 400 needs.
     entries: list[tuple[str, str, str]] = []
+    append = entries.append
     seen: dict[str, str] = {}
     problem: str | None = None
     table = NAME_TABLE
@@ -484,13 +508,13 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
                 entries.extend((key, canonical, v) for v in split_list(value))
             except SipParseError as exc:
                 problem = problem or f"{canonical}: {exc.reason}"
-                entries.append((key, canonical, value))
+                append((key, canonical, value))
         else:
-            entries.append((key, canonical, value))
+            append((key, canonical, value))
     if len(entries) > MAX_HEADER_COUNT:
         raise SipParseError("too many header fields")
     headers = Headers._from_entries(entries)
-    has_via = any(e[0] == "via" for e in entries)
+    vias = [e[2] for e in entries if e[0] == "via"]
 
     start_line = lines[0]
     first = start_line.partition(" ")[0]
@@ -511,10 +535,10 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
                     raise SipParseError("control character in the header section")
         body = _body(raw, end + 4, seen.get("content-length"), stream)
         for key in _MANDATORY:
-            if key not in seen and (key != "via" or not has_via):
+            if key not in seen and (key != "via" or not vias):
                 raise SipParseError(f"missing {_CANONICAL[key]}")
         cache = headers._cache  # what the properties would compute, computed now
-        cache["via"] = (parse_vias, parse_vias([e[2] for e in entries if e[0] == "via"]))
+        cache["via"] = (parse_vias, parse_vias(vias))
         cache["from"] = (_FROM, parse_name_addr(seen["from"]))
         cache["to"] = (_TO, parse_name_addr(seen["to"]))
         cache["call-id"] = (_CALL_ID, check_call_id(seen["call-id"]))
@@ -523,8 +547,12 @@ def _parse(raw: bytes, stream: bool) -> Request | Response:
         if "max-forwards" in seen:
             max_forwards = parse_uint(seen["max-forwards"], "Max-Forwards", 255)
             cache["max-forwards"] = (_MAX_FORWARDS, max_forwards)
-        if is_response:
-            return Response(status, reason, headers, body)
+        if is_response:  # the status line parser checked status and reason
+            response = Response.__new__(Response)
+            response.status, response.reason, response.headers, response.body = (
+                status, reason, headers, body,
+            )  # fmt: skip
+            return response
         if method is None or cseq.method != method:
             raise SipParseError("CSeq method does not match the request method")
         request = Request.__new__(Request)

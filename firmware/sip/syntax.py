@@ -147,10 +147,12 @@ class Params(Mapping[str, str | None]):
         return f"{type(self).__name__}({list(self._items.values())!r})"
 
     def __str__(self) -> str:
-        return "".join(
+        if not self._items:
+            return ""
+        return "".join([
             f";{name}" if value is None else f";{name}={value}"
             for name, value in self._items.values()
-        )
+        ])  # fmt: skip
 
     def with_param(self, name: str, value: str | None = None) -> Params:
         """A copy with ``name`` set (replacing it in place, or appended)."""
