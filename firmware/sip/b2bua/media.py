@@ -105,20 +105,22 @@ def answer_to_caller(
     callee = _settings(answer.media[0])
     offered = caller_offer.media[0]
     media = answer.media[0]
-    offered_codecs = media_codecs(offered)
-    match = next(
-        (c for c in offered_codecs if c.name.upper() == callee.codec and c.pt is not None),
-        None,
-    )
+    # the callee's codec if the caller offered it, else the first the box transcodes
+    match = transcodable = None
+    events = None
+    for codec in media_codecs(offered):
+        name = codec.name.upper()
+        if codec.pt is not None:
+            if match is None and name == callee.codec:
+                match = codec
+            elif transcodable is None and name in TRANSCODABLE:
+                transcodable = codec
+        if events is None and codec.name.lower() == "telephone-event":
+            events = codec.pt
+    match = match or transcodable
     if match is None:
-        match = next(
-            (c for c in offered_codecs if c.name.upper() in TRANSCODABLE and c.pt is not None),
-            None,
-        )
-        if match is None:
-            raise MediaRefused("no codec of the caller's the box can transcode to")
+        raise MediaRefused("no codec of the caller's the box can transcode to")
     assert match.pt is not None
-    events = next((c.pt for c in offered_codecs if c.name.lower() == "telephone-event"), None)
     media.formats = [str(match.pt)] + ([str(events)] if events is not None else [])
     media.remove("rtpmap", "fmtp")
     for attribute in _codec_lines(offered, match.pt) + (
@@ -135,12 +137,15 @@ def answer_to_caller(
 
 
 def _settings(media: Media) -> LegSettings:
-    every = media_codecs(media)
-    codecs = [c for c in every if c.name.lower() != "telephone-event"]
-    if not codecs or codecs[0].pt is None:
+    first = events = None
+    for codec in media_codecs(media):
+        if codec.name.lower() != "telephone-event":
+            first = first or codec
+        elif events is None:
+            events = codec.pt
+    if first is None or first.pt is None:
         raise MediaRefused("the answer names no codec")
-    events = next((c.pt for c in every if c.name.lower() == "telephone-event"), None)
-    return _leg(codecs[0].name.upper(), codecs[0].pt, media.ptime or 20, events)
+    return _leg(first.name.upper(), first.pt, media.ptime or 20, events)
 
 
 @functools.lru_cache(maxsize=256)
