@@ -481,21 +481,24 @@ class _Parser:
 
     def run(self) -> SessionDescription:
         text = self.text
-        lines = text.split("\n")
-        if len(lines) > MAX_LINES + 1:
-            raise SdpError(f"more than {MAX_LINES} lines")
-        got_version = False
         # one scan of the whole body; lines are checked one by one only if it finds
         # something (CR is fine where it ends a line; counting CRs is much faster than
         # an expression with a look-ahead for a bare one)
         bare_cr = text.count("\r") != text.count("\r\n")
         suspect = bare_cr or _BODY_CONTROL_RE.search(text) is not None
+        # without a bare CR, every CR ends a line: all go at once
+        lines = (text if bare_cr else text.replace("\r\n", "\n")).split("\n")
+        if len(lines) > MAX_LINES + 1:
+            raise SdpError(f"more than {MAX_LINES} lines")
+        long_lines = len(text) > MAX_LINE_LENGTH
+        got_version = False
         for self.lineno, raw in enumerate(lines, 1):
-            line = raw[:-1] if raw.endswith("\r") else raw
-            line = line.rstrip(" \t")
+            if bare_cr and raw.endswith("\r"):
+                raw = raw[:-1]
+            line = raw.rstrip(" \t")
             if not line:
                 continue
-            if len(line) > MAX_LINE_LENGTH:
+            if long_lines and len(line) > MAX_LINE_LENGTH:
                 raise self.fail(f"line longer than {MAX_LINE_LENGTH} characters")
             if suspect and _CONTROL_RE.search(line):
                 raise self.fail("control character (bare CR, NUL...) in line")
@@ -515,7 +518,21 @@ class _Parser:
             elif letter == "m":
                 self.start_media(value)
             elif self.media is None:
-                self.session_line(letter, value)
+                # the usual session lines, first time seen: straight on (see session_line)
+                seen = self.seen
+                if letter == "c" and "c" not in seen:
+                    seen.add("c")
+                    self.sdp.connection = self.parse_connection(value)
+                elif letter == "o" and "o" not in seen:
+                    seen.add("o")
+                    self.origin = self.parse_origin(value)
+                elif letter == "s" and "s" not in seen:
+                    seen.add("s")
+                    self.sdp.name = value or "-"
+                elif letter == "t" and value == "0 0":
+                    self.sdp.times.append(Timing())
+                else:
+                    self.session_line(letter, value)
             else:
                 self.media_line(self.media, letter, value)
         if not got_version:
