@@ -215,6 +215,11 @@ def _attribute_lines(attributes: list[Attribute]) -> list[str]:
 
 def _remove_names(attributes: list[Attribute], names: Container[str]) -> int:
     """`_Attributes.remove` for a set of names (the list is edited only if one is there)."""
+    for a in attributes:  # usually none is: a loop is cheaper than building the list
+        if a.name in names:
+            break
+    else:
+        return 0
     kept = [a for a in attributes if a.name not in names]
     removed = len(attributes) - len(kept)
     if removed:
@@ -320,9 +325,9 @@ class Media(_Attributes):
             self.port_count,
             self.title,
             None if c is None else Connection(c.address, c.addrtype, c.nettype),
-            [Bandwidth(b.type, b.value) for b in self.bandwidths],
+            _copy_bandwidths(self.bandwidths),
             self.key,
-            [Attribute(a.name, a.value) for a in self.attributes],
+            _copy_attributes(self.attributes),
         )
 
     def lines(self) -> list[str]:
@@ -417,13 +422,22 @@ class SessionDescription(_Attributes):
             list(self.emails),
             list(self.phones),
             None if c is None else Connection(c.address, c.addrtype, c.nettype),
-            [Bandwidth(b.type, b.value) for b in self.bandwidths],
+            _copy_bandwidths(self.bandwidths),
             [Timing(t.start, t.stop, list(t.repeats)) for t in self.times],
             self.zone,
             self.key,
-            [Attribute(a.name, a.value) for a in self.attributes],
+            _copy_attributes(self.attributes),
             [m.copy() for m in self.media],
         )
+
+
+# (a comprehension is a function call in Python 3.11: none for the usual empty list)
+def _copy_bandwidths(bandwidths: list[Bandwidth]) -> list[Bandwidth]:
+    return [Bandwidth(b.type, b.value) for b in bandwidths] if bandwidths else []
+
+
+def _copy_attributes(attributes: list[Attribute]) -> list[Attribute]:
+    return [Attribute(a.name, a.value) for a in attributes] if attributes else []
 
 
 # --------------------------------------------------------------------------- parsing
