@@ -155,7 +155,7 @@ class Connection:
     @property
     def is_null(self) -> bool:
         """The RFC 2543 hold style: "send me nothing" as an unroutable address."""
-        return self.host in ("0.0.0.0", "::")
+        return self.address.partition("/")[0] in ("0.0.0.0", "::")  # (`host`, inlined)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ from firmware.sip.sdp import (
     PCMU,
     TELEPHONE_EVENT,
     Attribute,
+    Bandwidth,
     Codec,
     OriginManager,
     direction,
@@ -235,8 +236,10 @@ def test_copy_is_deep_and_equal(name: str) -> None:
     dup.origin.session_version += 1
     dup.times[0].repeats.append("604800 3600 0 90000")
     dup.attributes.append(Attribute("x-test"))
+    dup.bandwidths.append(Bandwidth("CT", 1))
     for media in dup.media:
         media.port += 2
+        media.bandwidths.append(Bandwidth("AS", 1))
         media.formats.append("101")
         media.attributes.clear()
         if media.connection is not None:
@@ -244,3 +247,14 @@ def test_copy_is_deep_and_equal(name: str) -> None:
     if dup.connection is not None:
         dup.connection.address = "192.0.2.98"
     assert str(original) == before
+
+
+def test_remove_drops_every_named_line_in_place() -> None:
+    media = parse_sdp(SAMPLES["pjsua"]).media[0]
+    attributes = media.attributes
+    count, rtpmaps = len(attributes), len(media.values("rtpmap"))
+    assert rtpmaps > 1
+    assert media.remove("rtpmap", "x-none") == rtpmaps
+    assert media.attributes is attributes and len(attributes) == count - rtpmaps
+    assert not media.values("rtpmap") and media.remove("rtpmap") == 0
+    assert media.attributes is attributes and len(attributes) == count - rtpmaps
