@@ -22,6 +22,24 @@ LIST = 1
 #: At most one instance allowed (duplicates make the message invalid).
 SINGLE = 2
 
+#: Lists of plain tokens (methods, option tags, codings, languages): their elements are
+#: kept one entry each, but adjacent ones go out on one line, as everyone writes them
+#: (ten ``Allow:`` lines for one Allow list are legal, only longer to send and to read).
+JOINED_ON_OUTPUT = frozenset(
+    {
+        "accept-encoding",
+        "accept-language",
+        "allow",
+        "allow-events",
+        "content-encoding",
+        "content-language",
+        "proxy-require",
+        "require",
+        "supported",
+        "unsupported",
+    }
+)
+
 COMPACT_FORMS: dict[str, str] = {
     "a": "Accept-Contact",
     "b": "Referred-By",

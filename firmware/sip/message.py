@@ -46,7 +46,7 @@ from firmware.sip.fields import (
     parse_uint,
     parse_vias,
 )
-from firmware.sip.headers import LIST, NAME_TABLE, SINGLE, Headers, _extend
+from firmware.sip.headers import JOINED_ON_OUTPUT, LIST, NAME_TABLE, SINGLE, Headers, _extend
 from firmware.sip.ids import random_hex
 from firmware.sip.syntax import is_token, split_list
 from firmware.sip.uri import SipUri, Uri, parse_uri
@@ -286,18 +286,23 @@ class Message(ABC):
 
     # --- serializer ---
     def to_bytes(self) -> bytes:
-        """Canonical wire form: long header names, CRLF, a correct Content-Length."""
-        entries = self.headers._entries
+        """Canonical wire form: long header names, CRLF, a correct Content-Length (where
+        the first one was, else last); adjacent elements of a token list on one line."""
         out = [self.start_line()]
-        out += [f"{name}: {value}" for key, name, value in entries if key != "content-length"]
-        length = f"Content-Length: {len(self.body)}"
-        if len(out) > len(entries):  # no Content-Length field: it goes last
-            out.append(length)
-        else:  # where the first one was (the fields before it are all in out)
-            for i, entry in enumerate(entries):  # noqa: B007
-                if entry[0] == "content-length":
-                    break
-            out.insert(i + 1, length)
+        length = ""
+        previous = ""
+        for key, name, value in self.headers._entries:
+            if key == previous and key in JOINED_ON_OUTPUT:
+                out[-1] += ", " + value
+                continue
+            previous = key
+            if key != "content-length":
+                out.append(f"{name}: {value}")
+            elif not length:
+                length = f"Content-Length: {len(self.body)}"
+                out.append(length)
+        if not length:
+            out.append(f"Content-Length: {len(self.body)}")
         out.append("\r\n")
         return "\r\n".join(out).encode("utf-8", "surrogateescape") + self.body
 

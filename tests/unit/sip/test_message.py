@@ -102,9 +102,35 @@ def test_compact_forms_and_folding() -> None:
     wire = m.to_bytes()
     for long_form in (b"\r\nVia: ", b"\r\nFrom: ", b"\r\nTo: ", b"\r\nCall-ID: ", b"\r\nContact: "):
         assert long_form in wire
-    assert b"\r\nSupported: timer\r\nSupported: 100rel\r\n" in wire
+    assert b"\r\nSupported: timer, 100rel\r\n" in wire  # a token list: one line
     assert parse_message(wire) == m
     m.validate()
+
+
+def test_token_lists_go_out_on_one_line_and_others_one_per_element() -> None:
+    m = Request(
+        "INVITE",
+        "sip:bob@example.com",
+        [
+            ("Via", "SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/UDP b.example.com"),
+            ("From", "<sip:alice@example.com>;tag=1"),
+            ("To", "<sip:bob@example.com>"),
+            ("Call-ID", "c1"),
+            ("CSeq", "1 INVITE"),
+            ("Allow", "INVITE, ACK"),
+            ("Supported", "timer"),
+            ("Allow", "BYE"),  # not adjacent to the first Allow: a line of its own
+            ("Contact", "<sip:a@example.com>, <sip:b@example.com>"),
+            ("Require", "100rel, timer"),
+        ],
+    )
+    wire = m.to_bytes()
+    assert b"\r\nAllow: INVITE, ACK\r\nSupported: timer\r\nAllow: BYE\r\n" in wire
+    assert b"\r\nRequire: 100rel, timer\r\n" in wire
+    assert wire.count(b"\r\nVia: ") == 2 and wire.count(b"\r\nContact: ") == 2
+    again = parse_message(wire)
+    assert again.headers.get_all("Allow") == ["INVITE", "ACK", "BYE"]
+    assert again == m
 
 
 def test_serializer_writes_correct_content_length() -> None:
