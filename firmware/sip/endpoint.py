@@ -232,6 +232,7 @@ class SipEndpoint:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._sent_by: dict[str, tuple[str, str, int | None]] = {}  # our Via prefixes, parsed
+        self._via_prefixes: dict[str, str] = {}  # per transport, while the listeners are up
 
     # ------------------------------------------------------------- lifecycle
     @property
@@ -253,6 +254,7 @@ class SipEndpoint:
             raise ValueError("a TLS port needs tls_context")
         loop = self._loop = asyncio.get_running_loop()
         self._clock = self._clock_override or loop.time
+        self._via_prefixes.clear()
         self._layer = TransactionLayer(
             self._clock,
             config.timers,
@@ -283,6 +285,7 @@ class SipEndpoint:
             await self._transport.close()
         self._transport = None
         self._layer = None
+        self._via_prefixes.clear()
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Service form: bind, report ready, serve until cancelled."""
@@ -418,6 +421,12 @@ class SipEndpoint:
 
     def via_prefix(self, transport: Transport) -> str:
         """``SIP/2.0/UDP host:port``: what our Via says for ``transport``."""
+        prefix = self._via_prefixes.get(transport)
+        if prefix is None:
+            prefix = self._via_prefixes[transport] = self._make_via_prefix(transport)
+        return prefix
+
+    def _make_via_prefix(self, transport: Transport) -> str:
         tr = self.transport
         address = tr.address(transport) or tr.address("udp") or tr.address("tcp")
         if address is None:
