@@ -23,6 +23,7 @@ import functools
 import ipaddress
 import logging
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -406,6 +407,10 @@ class RelayPorts(PortAllocator):
     ``idle_timeout`` (`sweep`); beyond that the oldest is closed and its port released.
     Pooled pairs count as allocated. Call `close` (the owner's shutdown) to close the
     idle sockets.
+
+    ``clock`` is the pool's time: CLOCK_MONOTONIC, the clock of asyncio's and uvloop's
+    ``loop.time()`` on Linux (which `sweep` callers may pass), read without the getpid
+    that every ``asyncio.get_running_loop()`` costs.
     """
 
     def __init__(
@@ -416,8 +421,10 @@ class RelayPorts(PortAllocator):
         max_idle: int = 1024,
         quarantine: float = 0.5,
         idle_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(first, last)
+        self.clock = clock
         self.max_idle = max(0, max_idle)
         self.quarantine = quarantine
         self.idle_timeout = idle_timeout
@@ -483,7 +490,7 @@ def _give_back(pairs: dict[Leg, _Pair], allocator: PortAllocator, pool: RelayPor
     """Undo a half-opened session: pooled pairs back to the pool, others closed."""
     for pair in pairs.values():
         if pool is not None and pair.reusable:
-            pool._give(pair, asyncio.get_running_loop().time())
+            pool._give(pair, pool.clock())
         else:
             _close_pair(pair, allocator)
 
@@ -553,7 +560,7 @@ class RelaySession:
         pool = allocator if isinstance(allocator, RelayPorts) else None
         pairs: dict[Leg, _Pair] = {}
         if pool is not None:
-            now = asyncio.get_running_loop().time()
+            now = pool.clock()
             for leg in (Leg.A, Leg.B):
                 pair = pool._take(address, dscp, now, relatch_after)
                 if pair is not None:
@@ -649,7 +656,7 @@ class RelaySession:
         self._closing = True
         allocator = self.allocator
         pool = allocator if isinstance(allocator, RelayPorts) else None
-        now = asyncio.get_running_loop().time() if pool is not None else 0.0
+        now = pool.clock() if pool is not None else 0.0
         for pair in self._pairs.values():
             self._pending += 1  # until pooled, or closed (the pool may close it too)
             if pool is not None and pair.reusable:
