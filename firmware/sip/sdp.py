@@ -1092,8 +1092,11 @@ def media_codecs(media: Media) -> list[Codec]:
             elif a.name == "fmtp":
                 fmt, _, params = a.value.partition(" ")
                 fmtps.setdefault(fmt, params)
+    if not _is_rtp_proto(media.proto):
+        return []
     result = []
-    for pt in media.payload_types:
+    for fmt in media.formats:  # (`payload_types` without building the list first)
+        pt = int(fmt)
         rtpmap = rtpmaps.get(pt)
         fmtp = fmtps.get(str(pt)) if fmtps else None
         if rtpmap is not None:
