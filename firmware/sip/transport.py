@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 OnMessage = Callable[[Request | Response, Peer], None]
 OnSendError = Callable[[int | None, Peer], None]
+_UDP_PEERS_KEPT = 4096
 _UDP_BUFFER = 4 << 20  # absorbs bursts at 1,000 calls/s; the kernel may cap it
 _MAX_QUEUED = 256  # messages waiting for one outgoing connection to open
 _SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: u32 rmem_alloc, rcvbuf, ...
@@ -205,6 +206,9 @@ class SipTransport:
         self._pending: dict[tuple[str, str, int], _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_conn = 0
+        # UDP sources as Peers, made once per address (a box hears the same few hundred
+        # phones and trunks); forgotten wholesale when a flood of sources fills it
+        self._udp_peers: dict[tuple[str, int], Peer] = {}
         self._tls_client: ssl.SSLContext | None = self.options.tls_client_context
 
     # ------------------------------------------------------------------ setup
@@ -325,7 +329,12 @@ class SipTransport:
                 self._udp.sendto(answer, addr)  # the source, not the (maybe forged) Via
                 self.stats.sent += 1
             return
-        self._deliver(message, Peer("udp", addr[0], addr[1]))
+        peer = self._udp_peers.get(addr)
+        if peer is None:
+            if len(self._udp_peers) >= _UDP_PEERS_KEPT:
+                self._udp_peers.clear()
+            peer = self._udp_peers[addr] = Peer("udp", addr[0], addr[1])
+        self._deliver(message, peer)
 
     def _deliver(self, message: Request | Response, peer: Peer) -> None:
         try:
