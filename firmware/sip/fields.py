@@ -27,12 +27,12 @@ from firmware.sip.uri import Uri, format_host, parse_host, parse_port, parse_uri
 
 MAX_UINT32 = 2**32 - 1
 
-_DISPLAY_TOKENS_RE = re.compile(rf"(?:[{TOKEN_CLASS}]++[ \t]*+)*+<")
+_DISPLAY_TOKENS_RE = re.compile(rf"(?:[{TOKEN_CLASS}]++[ \t]*+)*<")
 _LAQUOT_RE = re.compile(r"[ \t]*+<")
 _ADDR_SPEC_RE = re.compile(r'[^ \t;,?<>"]++')
 _VIA_RE = re.compile(
     rf"([{TOKEN_CLASS}]++)[ \t]*+/[ \t]*+([{TOKEN_CLASS}]++)[ \t]*+/[ \t]*+([{TOKEN_CLASS}]++)"
-    r"[ \t]++(\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9_.\-]++)(?:[ \t]*+:[ \t]*+([0-9]++))?+[ \t]*+"
+    r"[ \t]++(\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9_.\-]++)(?:[ \t]*+:[ \t]*+([0-9]++))?[ \t]*+"
 )
 _CSEQ_RE = re.compile(rf"([0-9]++)[ \t]++([{TOKEN_CLASS}]++)")
 _MEDIA_TYPE_RE = re.compile(rf"([{TOKEN_CLASS}]++)[ \t]*+/[ \t]*+([{TOKEN_CLASS}]++)[ \t]*+")

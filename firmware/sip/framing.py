@@ -20,7 +20,7 @@ from firmware.sip.errors import (
 
 # Content-Length (or its compact form l) in a lower-cased header section, with any
 # folded continuation lines of its value.
-_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*+:((?:[^\r\n]++|\r\n[ \t])*+)")
+_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*+:((?:[^\r\n]++|\r\n[ \t])*)")
 _FOLD_RE = re.compile(rb"\r\n[ \t]++")
 _DIGITS_RE = re.compile(rb"[0-9]{1,12}")
 _NO_LENGTH = "no Content-Length on a stream transport"

@@ -88,7 +88,7 @@ _CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # quoted strings, which is the only place RFC 3261 lets them be (intmeth's To).
 _CLEAN_LINE_RE = re.compile(
     r'(?:[^"\x00-\x08\x0a-\x1f\x7f]++'
-    r'|"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]++|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+")*+'
+    r'|"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]++|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*")*'
 )
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
 #: Methods known to be tokens (Request() checks others with the regex).

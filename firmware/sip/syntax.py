@@ -17,14 +17,14 @@ from firmware.sip.errors import MAX_PARAM_COUNT, SipParseError
 TOKEN_CLASS = r"A-Za-z0-9\-.!%*_+`'~"
 TOKEN_RE = re.compile(f"[{TOKEN_CLASS}]++")
 #: A quoted-string with quoted-pairs; DOTALL so a backslash may escape anything.
-QUOTED = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+QUOTED = r'"[^"\\]*+(?:\\.[^"\\]*+)*"'
 QUOTED_RE = re.compile(QUOTED, re.DOTALL)
 
 # A header parameter: SEMI name [EQUAL value]. The value is a quoted string or a run
 # of characters that cannot end a parameter (liberal: token, host and a bit more).
 _HEADER_PARAM_RE = re.compile(
     rf"[ \t]*+;[ \t]*+([{TOKEN_CLASS}]++)"
-    rf'(?:[ \t]*+=[ \t]*+({QUOTED}|[^ \t;,"<>=\\]++))?+[ \t]*+',
+    rf'(?:[ \t]*+=[ \t]*+({QUOTED}|[^ \t;,"<>=\\]++))?[ \t]*+',
     re.DOTALL,
 )
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
