@@ -909,7 +909,11 @@ def profile_box(
     best = target.best
     rate = best.rate if best else min((s.rate for s in target.steps), default=args.start)
     raw = work / "box-profile.txt"
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:  # the figures measured so far must not be lost for want of a profiler
+        target.profile = ["not profiled: py-spy not found (pip install py-spy)"]
+        log("  " + target.profile[0])
+        return
     seconds = int(args.hold)
     log(f"  profiling the daemon with py-spy at {rate:,} calls/s for {seconds} s -> {raw}")
     prof = subprocess.Popen(
