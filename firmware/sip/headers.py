@@ -198,20 +198,13 @@ def _split_entries(key: str, canonical: str, value: str) -> tuple[tuple[str, str
 def _append(entries: list[tuple[str, str, str]], name: str, value: str) -> str:
     """Check one field and append it to ``entries`` (a list value split into its
     elements); returns its key."""
-    info = NAME_TABLE.get(name)
-    key, canonical, flags = info if info is not None else name_info(name)
-    value = value.strip(" \t")
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"CR, LF or NUL in the value of {canonical}")
-    if flags & LIST and "," in value:
-        entries.extend(_split_entries(key, canonical, value))
-    else:
-        entries.append((key, canonical, value))
-    return key
+    _extend(entries, ((name, value),))
+    return entries[-1][0]
 
 
 def _extend(entries: list[tuple[str, str, str]], items: Iterable[tuple[str, str]]) -> None:
-    """`_append` for many fields, in one loop: messages are built in bulk."""
+    """Check fields and append them to ``entries`` (a list value split into its
+    elements), in one loop: messages are built in bulk."""
     table = NAME_TABLE
     append = entries.append
     for name, value in items:
