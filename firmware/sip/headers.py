@@ -245,14 +245,11 @@ class Headers:
 
     @staticmethod
     def _checked(name: str, value: str) -> tuple[str, str, list[str]]:
-        info = NAME_TABLE.get(name)
-        key, canonical, flags = info if info is not None else name_info(name)
-        value = value.strip(" \t")
-        if "\r" in value or "\n" in value or "\0" in value:
-            raise ValueError(f"CR, LF or NUL in the value of {canonical}")
-        if flags & LIST and "," in value:
-            return key, canonical, [v for _, _, v in _split_entries(key, canonical, value)]
-        return key, canonical, [value]
+        """(key, canonical name, elements) of one field, checked as `_extend` does."""
+        fields: list[tuple[str, str, str]] = []
+        _extend(fields, ((name, value),))
+        key, canonical, _ = fields[0]
+        return key, canonical, [v for _, _, v in fields]
 
     # --- reading ---
     def get(self, name: str, default: str | None = None) -> str | None:
