@@ -289,21 +289,27 @@ class Media(_Attributes):
         """Formats as RTP payload types (empty for non-RTP media)."""
         return [int(f) for f in self.formats] if self.is_rtp else []
 
+    def format_maps(self) -> tuple[dict[int, RtpMap], dict[str, str]]:
+        """``a=rtpmap`` by payload type and ``a=fmtp`` parameters by format, in one pass
+        over the a= lines (the first line for a format wins)."""
+        rtpmaps: dict[int, RtpMap] = {}
+        fmtps: dict[str, str] = {}
+        for a in self.attributes:
+            if a.value is not None:
+                if a.name == "rtpmap":
+                    parsed = _parse_rtpmap(a.value)
+                    rtpmaps.setdefault(parsed.pt, parsed)
+                elif a.name == "fmtp":
+                    fmt, _, params = a.value.partition(" ")
+                    fmtps.setdefault(fmt, params)
+        return rtpmaps, fmtps
+
     def rtpmaps(self) -> dict[int, RtpMap]:
-        result: dict[int, RtpMap] = {}
-        for value in self.values("rtpmap"):
-            rtpmap = _parse_rtpmap(value)
-            result.setdefault(rtpmap.pt, rtpmap)
-        return result
+        return self.format_maps()[0]
 
     def fmtp(self, fmt: str | int) -> str | None:
         """Format parameters of one format (``a=fmtp:<fmt> <params>``)."""
-        wanted = str(fmt)
-        for value in self.values("fmtp"):
-            name, _, params = value.partition(" ")
-            if name == wanted:
-                return params
-        return None
+        return self.format_maps()[1].get(str(fmt))
 
     @property
     def ptime(self) -> int | None:
@@ -510,8 +516,7 @@ class _Parser:
             raise SdpError(f"more than {MAX_LINES} lines")
         long_lines = len(text) > MAX_LINE_LENGTH
         got_version = False
-        sdp, seen = self.sdp, self.seen
-        attributes = sdp.attributes  # the current section's
+        attributes = self.sdp.attributes  # the current section's
         for self.lineno, raw in enumerate(lines, 1):
             if bare_cr and raw.endswith("\r"):
                 raw = raw[:-1]
@@ -537,20 +542,7 @@ class _Parser:
             elif letter == "m":
                 attributes = self.start_media(value).attributes
             elif self.media is None:
-                # the usual session lines, first time seen: straight on (see session_line)
-                if letter == "c" and "c" not in seen:
-                    seen.add("c")
-                    sdp.connection = self.parse_connection(value)
-                elif letter == "o" and "o" not in seen:
-                    seen.add("o")
-                    self.origin = self.parse_origin(value)
-                elif letter == "s" and "s" not in seen:
-                    seen.add("s")
-                    sdp.name = value or "-"
-                elif letter == "t" and value == "0 0":
-                    sdp.times.append(Timing())
-                else:
-                    self.session_line(letter, value)
+                self.session_line(letter, value)
             else:
                 self.media_line(self.media, letter, value)
         if not got_version:
@@ -664,15 +656,12 @@ class _Parser:
         name, colon, rest = value.partition(":")
         if name not in _COMMON_ATTRIBUTES and not _TOKEN_RE.fullmatch(name):
             raise self.fail("bad attribute name")
-        check = _ATTRIBUTE_CHECKS.get(name)
-        if check is not None:
-            if not colon:
-                raise self.fail(f"a={name} needs a value")
-            try:
-                check(rest)
-            except SdpError as exc:
-                raise self.fail(exc.reason) from None
-        attributes.append(Attribute(name, rest) if colon else Attribute(name))
+        attribute = Attribute(name, rest) if colon else Attribute(name)
+        try:
+            _check_attribute(attribute)
+        except SdpError as exc:
+            raise self.fail(exc.reason) from None
+        attributes.append(attribute)
 
     def parse_origin(self, value: str) -> Origin:
         fast = _ORIGIN_LINE_RE.fullmatch(value)
@@ -953,9 +942,9 @@ def rewrite_for_anchor(
                 value += f" IN {addrtype} {address}"
             media.set("rtcp", value)
         if strip_ice:
-            _remove_names(media.attributes, ICE_ATTRIBUTES)
+            media.remove(*ICE_ATTRIBUTES)
     if strip_ice:
-        _remove_names(out.attributes, ICE_ATTRIBUTES)
+        out.remove(*ICE_ATTRIBUTES)
     out.origin.address = address  # the peer's would leak; `OriginManager` stamps the box's
     out.origin.addrtype = addrtype
     return out
@@ -1082,18 +1071,8 @@ STATIC_PAYLOAD_TYPES: dict[int, Codec] = {
 
 def media_codecs(media: Media) -> list[Codec]:
     """The stream's codecs in m= (preference) order; unknown dynamic types are skipped."""
-    # one pass over the a= lines for rtpmap and fmtp (first line per payload type wins)
-    rtpmaps: dict[int, RtpMap] = {}
-    fmtps: dict[str, str] = {}
-    for a in media.attributes:
-        if a.value is not None:
-            if a.name == "rtpmap":
-                parsed = _parse_rtpmap(a.value)
-                rtpmaps.setdefault(parsed.pt, parsed)
-            elif a.name == "fmtp":
-                fmt, _, params = a.value.partition(" ")
-                fmtps.setdefault(fmt, params)
-    if not _is_rtp_proto(media.proto):
+    rtpmaps, fmtps = media.format_maps()
+    if not media.is_rtp:
         return []
     result = []
     for fmt in media.formats:  # (`payload_types` without building the list first)
