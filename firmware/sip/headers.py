@@ -254,8 +254,7 @@ class Headers:
     # --- reading ---
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name``."""
-        info = NAME_TABLE.get(name)
-        key = info[0] if info is not None else name_info(name)[0]
+        key = _key(name)
         for k, _, v in self._entries:
             if k == key:
                 return v
@@ -263,8 +262,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``, in order (comma lists already split)."""
-        info = NAME_TABLE.get(name)
-        key = info[0] if info is not None else name_info(name)[0]
+        key = _key(name)
         return [v for k, _, v in self._entries if k == key]
 
     def count(self, name: str) -> int:
@@ -274,8 +272,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        info = NAME_TABLE.get(name)
-        key = info[0] if info is not None else name_info(name)[0]
+        key = _key(name)
         for entry in self._entries:  # noqa: SIM110  (no generator frame on the hot path)
             if entry[0] == key:
                 return True

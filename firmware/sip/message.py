@@ -160,52 +160,31 @@ class Message(ABC):
         """The Request-Line or Status-Line, without CRLF."""
 
     # --- parsed views (cached in self.headers; may raise SipParseError) ---
-    # The views the stack reads on every message look in the cache first themselves
-    # (what `Headers.parsed_key` does, without its call).
     @property
     def via(self) -> tuple[Via, ...]:
-        cached = self.headers._cache.get("via")
-        if cached is not None and cached[0] is parse_vias:
-            return cached[1]  # type: ignore[return-value]  # stored by parse_vias
         return self.headers.parsed_key("via", parse_vias)
 
     @property
     def top_via(self) -> Via:
-        cached = self.headers._cache.get("via")
-        if cached is not None and cached[0] is parse_vias:
-            vias: tuple[Via, ...] = cached[1]  # type: ignore[assignment]
-        else:
-            vias = self.headers.parsed_key("via", parse_vias)
+        vias = self.via
         if not vias:
             raise SipParseError("missing Via")
         return vias[0]
 
     @property
     def from_(self) -> NameAddr:
-        cached = self.headers._cache.get("from")
-        if cached is not None and cached[0] is _FROM:
-            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("from", _FROM)
 
     @property
     def to(self) -> NameAddr:
-        cached = self.headers._cache.get("to")
-        if cached is not None and cached[0] is _TO:
-            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("to", _TO)
 
     @property
     def call_id(self) -> str:
-        cached = self.headers._cache.get("call-id")
-        if cached is not None and cached[0] is _CALL_ID:
-            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("call-id", _CALL_ID)
 
     @property
     def cseq(self) -> CSeq:
-        cached = self.headers._cache.get("cseq")
-        if cached is not None and cached[0] is _CSEQ:
-            return cached[1]  # type: ignore[return-value]
         return self.headers.parsed_key("cseq", _CSEQ)
 
     @property
