@@ -12,6 +12,7 @@ route set is kept as given, with the Request-URI set to the remote target.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from .fields import NameAddr
@@ -64,11 +65,15 @@ class Dialog:
     confirmed: bool = False  # False while only a provisional response created it (early)
     local_contact: str | None = None  # our Contact for target-refresh requests
     extra: dict[str, object] = field(default_factory=dict)
-    # From and To as last written, with what they were written from: every in-dialog
-    # request carries the same two, so they are rendered once, not per request
-    _from_to: tuple[NameAddr, str, NameAddr, str, str, str] | None = field(
-        default=None, repr=False, compare=False
-    )
+
+    @functools.cached_property
+    def _from_to(self) -> tuple[str, str]:
+        """From and To of the requests we send: the parties and tags of a dialog never
+        change (§12), so every in-dialog request carries the same two, rendered once."""
+        return (
+            str(self.local.with_tag(self.local_tag)),
+            str(self.remote.with_tag(self.remote_tag)),
+        )
 
     @property
     def id(self) -> DialogId:
@@ -139,27 +144,12 @@ class Dialog:
         if cseq is None:
             self.local_seq += 1
             cseq = self.local_seq
-        made = self._from_to
-        if (
-            made is None
-            or made[0] is not self.local
-            or made[1] != self.local_tag
-            or made[2] is not self.remote
-            or made[3] != self.remote_tag
-        ):
-            made = self._from_to = (
-                self.local,
-                self.local_tag,
-                self.remote,
-                self.remote_tag,
-                str(self.local.with_tag(self.local_tag)),
-                str(self.remote.with_tag(self.remote_tag)),
-            )
+        from_, to = self._from_to
         entries: list[tuple[str, str]] = [
             *(("Route", str(r)) for r in self.route_set),
             ("Max-Forwards", "70"),
-            ("From", made[4]),
-            ("To", made[5]),
+            ("From", from_),
+            ("To", to),
             ("Call-ID", self.call_id),
             ("CSeq", f"{cseq} {method}"),
         ]

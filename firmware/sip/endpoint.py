@@ -231,8 +231,8 @@ class SipEndpoint:
         self._clients: dict[TxnId, ClientTransaction] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._sent_by: dict[str, tuple[str, str, int | None]] = {}  # our Via prefixes, parsed
-        self._via_prefixes: dict[str, str] = {}  # per transport, while the listeners are up
+        # per transport, while the listeners are up: our Via prefix, and its sent-by parsed
+        self._vias: dict[str, tuple[str, tuple[str, str, int | None]]] = {}
 
     # ------------------------------------------------------------- lifecycle
     @property
@@ -254,7 +254,7 @@ class SipEndpoint:
             raise ValueError("a TLS port needs tls_context")
         loop = self._loop = asyncio.get_running_loop()
         self._clock = self._clock_override or loop.time
-        self._via_prefixes.clear()
+        self._vias.clear()
         self._layer = TransactionLayer(
             self._clock,
             config.timers,
@@ -285,7 +285,7 @@ class SipEndpoint:
             await self._transport.close()
         self._transport = None
         self._layer = None
-        self._via_prefixes.clear()
+        self._vias.clear()
 
     async def run(self, ready: Callable[[], None]) -> None:
         """Service form: bind, report ready, serve until cancelled."""
@@ -407,24 +407,25 @@ class SipEndpoint:
         it, so the transaction layer and the B2BUA do not parse back what we just wrote.
         """
         branch = new_branch()
-        prefix = self.via_prefix(transport)
+        prefix, sent_by = self._via(transport)
         headers = request.headers
         first = "Via" not in headers
         headers.prepend("Via", f"{prefix};branch={branch};rport")
         if first:
-            sent_by = self._sent_by.get(prefix)
-            if sent_by is None:
-                sent_by = self._sent_by[prefix] = parse_sent_by(prefix)
             params = Params([("branch", branch), ("rport", None)])
             headers._prime("via", parse_vias, (Via(*sent_by, params),))
         return branch
 
     def via_prefix(self, transport: Transport) -> str:
         """``SIP/2.0/UDP host:port``: what our Via says for ``transport``."""
-        prefix = self._via_prefixes.get(transport)
-        if prefix is None:
-            prefix = self._via_prefixes[transport] = self._make_via_prefix(transport)
-        return prefix
+        return self._via(transport)[0]
+
+    def _via(self, transport: Transport) -> tuple[str, tuple[str, str, int | None]]:
+        via = self._vias.get(transport)
+        if via is None:
+            prefix = self._make_via_prefix(transport)
+            via = self._vias[transport] = (prefix, parse_sent_by(prefix))
+        return via
 
     def _make_via_prefix(self, transport: Transport) -> str:
         tr = self.transport
