@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from firmware.sip.errors import MAX_VIA_COUNT, SipParseError
+from firmware.sip.memo import remember
 from firmware.sip.syntax import (
     EMPTY_PARAMS,
     QUOTED_RE,
@@ -161,8 +162,8 @@ class MediaType:
         return f"{self.type}/{self.subtype}{self.params}"
 
 
+# memo tables (see `firmware.sip.memo`)
 _NAME_ADDR_CACHE: dict[tuple[str, bool], NameAddr] = {}
-_NAME_ADDR_CACHE_SIZE = 4096
 #: The parsed ``[display] <URI>`` part of name-addrs, by its text up to the closing
 #: '>'. A call's From and To differ from the last call's only in the tag after it.
 _ADDR_HEAD_CACHE: dict[str, tuple[Uri, str | None]] = {}
@@ -190,9 +191,7 @@ def parse_name_addr(value: str, *, brackets: bool = False) -> NameAddr:
             addr = _parse_name_addr(value, brackets)
         else:
             addr = NameAddr(head[0], head[1], parse_params(value, close + 1))
-        if len(_NAME_ADDR_CACHE) >= _NAME_ADDR_CACHE_SIZE:
-            _NAME_ADDR_CACHE.clear()
-        _NAME_ADDR_CACHE[key] = addr
+        remember(_NAME_ADDR_CACHE, key, addr)
     return addr
 
 
@@ -224,9 +223,7 @@ def _parse_name_addr(value: str, brackets: bool) -> NameAddr:
     if close < 0:
         raise SipParseError("missing '>' in address")
     uri = parse_uri(value[pos + 1 : close])
-    if len(_ADDR_HEAD_CACHE) >= _NAME_ADDR_CACHE_SIZE:
-        _ADDR_HEAD_CACHE.clear()
-    _ADDR_HEAD_CACHE[value[: close + 1]] = (uri, display)
+    remember(_ADDR_HEAD_CACHE, value[: close + 1], (uri, display))
     return NameAddr(uri, display, parse_params(value, close + 1))
 
 
@@ -255,9 +252,7 @@ def parse_via(value: str) -> Via:
         f"{name.upper()}/{version}",
     )
     if m.end() == len(head):  # the match cannot reach past a ';': all of head is parsed
-        if len(_VIA_HEAD_CACHE) >= _NAME_ADDR_CACHE_SIZE:
-            _VIA_HEAD_CACHE.clear()
-        _VIA_HEAD_CACHE[head] = (via.transport, via.host, via.port, via.protocol)
+        remember(_VIA_HEAD_CACHE, head, (via.transport, via.host, via.port, via.protocol))
     return via
 
 
@@ -288,10 +283,9 @@ def parse_cseq(value: str) -> CSeq:
         m = _CSEQ_RE.fullmatch(value)
         if m is None:
             raise SipParseError("malformed CSeq")
-        cseq = CSeq(parse_uint(m.group(1), "CSeq", MAX_UINT32), m.group(2))
-        if len(_CSEQ_CACHE) >= _NAME_ADDR_CACHE_SIZE:
-            _CSEQ_CACHE.clear()
-        _CSEQ_CACHE[value] = cseq
+        cseq = remember(
+            _CSEQ_CACHE, value, CSeq(parse_uint(m.group(1), "CSeq", MAX_UINT32), m.group(2))
+        )
     return cseq
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from firmware.sip.errors import SipParseError
+from firmware.sip.memo import remember
 from firmware.sip.syntax import is_token, split_list
 
 T = TypeVar("T")
@@ -189,9 +190,7 @@ def _split_entries(key: str, canonical: str, value: str) -> tuple[tuple[str, str
     split = _SPLIT_CACHE.get((canonical, value))
     if split is None:
         split = tuple([(key, canonical, v) for v in split_list(value)])
-        if len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
-            _SPLIT_CACHE.clear()
-        _SPLIT_CACHE[canonical, value] = split
+        remember(_SPLIT_CACHE, (canonical, value), split, _SPLIT_CACHE_SIZE)
     return split
 
 

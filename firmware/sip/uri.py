@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import unquote as _url_unquote
 
 from firmware.sip.errors import MAX_PARAM_COUNT, MAX_URI_LENGTH, SipParseError
+from firmware.sip.memo import CACHE_SIZE as CACHE_SIZE  # the tables' bound (re-exported)
+from firmware.sip.memo import remember
 from firmware.sip.syntax import Params
 
 UNRESERVED = frozenset(string.ascii_letters + string.digits + "-_.!~*'()")
@@ -85,10 +87,7 @@ class UriParams(Params):
 EMPTY_URI_PARAMS = UriParams()
 
 
-#: Parsed URIs and hosts by their text. They are immutable, and the same few (the box,
-#: its phones and trunks) recur in every message, so parsing each once saves a good part
-#: of what a message costs to parse. Bounded: emptied when full.
-CACHE_SIZE = 4096
+#: Parsed URIs and hosts by their text (see `firmware.sip.memo`).
 _URI_CACHE: dict[str, Uri] = {}
 _HOST_CACHE: dict[str, str] = {}
 
@@ -97,10 +96,7 @@ def parse_host(text: str) -> str:
     """Validate a host; an IPv6 reference comes back without its brackets."""
     host = _HOST_CACHE.get(text)
     if host is None:
-        host = _parse_host(text)
-        if len(_HOST_CACHE) >= CACHE_SIZE:
-            _HOST_CACHE.clear()
-        _HOST_CACHE[text] = host
+        host = remember(_HOST_CACHE, text, _parse_host(text))
     return host
 
 
@@ -291,10 +287,7 @@ def parse_uri(text: str) -> Uri:
     """
     uri = _URI_CACHE.get(text)
     if uri is None:
-        uri = _parse_uri(text)
-        if len(_URI_CACHE) >= CACHE_SIZE:
-            _URI_CACHE.clear()
-        _URI_CACHE[text] = uri
+        uri = remember(_URI_CACHE, text, _parse_uri(text))
     return uri
 
 
